@@ -1,0 +1,127 @@
+# Plexus — one plain Makefile.
+#   make                 build the runtime, CLI and every plugin that can be built here
+#   make test            build and run all tests (cmocka)
+#   make test SANITIZE=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench           run the benchmark programs (bench/)
+#   make install PREFIX=/usr/local
+CC ?= cc
+SANITIZE ?= 0
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT := -O1
+else
+BUILD ?= build
+SAN_FLAGS :=
+OPT := -O2
+endif
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wvla
+CFLAGS ?= $(OPT) -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(SAN_FLAGS) $(CFLAGS)
+ALL_LDFLAGS := $(SAN_FLAGS) $(LDFLAGS)
+PLUGIN_CFLAGS := $(ALL_CFLAGS) -fvisibility=hidden
+
+OPENBLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
+OPENBLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null || echo -I/usr/include/cjson)
+CJSON_LIBS := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
+
+LIBDIR := $(PREFIX)/lib
+PLUGINDIR := $(LIBDIR)/plexus/plugins
+VERSION := 0.1.0
+
+# ---- runtime: libplexus.so ---------------------------------------------------
+RUNTIME_SRC := $(wildcard runtime/*.c) $(wildcard runtime/ops/*.c)
+RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/obj/%.o)
+LIBPLEXUS := $(BUILD)/libplexus.so
+
+# ---- CLI ---------------------------------------------------------------------
+CLI_SRC := $(wildcard runtime/cli/*.c)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+CLI := $(BUILD)/plexus
+
+# ---- plugins -----------------------------------------------------------------
+CPU_BLAS_SRC := $(wildcard plugins/cpu_blas/*.c)
+CPU_BLAS_OBJ := $(CPU_BLAS_SRC:%.c=$(BUILD)/obj/%.o)
+CPU_BLAS := $(BUILD)/plugins/libplexus-cpu_blas.so
+
+PLUGINS := $(CPU_BLAS)
+
+# ---- tests -------------------------------------------------------------------
+TEST_SRC := $(shell find tests -name 'test_*.c' 2>/dev/null | sort)
+TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
+TEST_UTIL_OBJ := $(BUILD)/obj/tests/test_util.o
+TEST_PLUGIN_DIR := $(abspath $(BUILD))/test-plugins
+
+.PHONY: all test install uninstall clean bench demo check-format
+all: $(LIBPLEXUS) $(CLI) $(PLUGINS) $(BUILD)/plexus.pc
+
+$(BUILD)/obj/runtime/%.o: runtime/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fvisibility=hidden $(CJSON_CFLAGS) \
+	  -DPLX_INSTALL_PLUGIN_DIR='"$(PLUGINDIR)"' -DPLX_VERSION='"$(VERSION)"' -MMD -MP -c $< -o $@
+
+$(LIBPLEXUS): $(RUNTIME_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libplexus.so.1 -o $@ $^ $(ALL_LDFLAGS) -ldl -lpthread -lm
+	ln -sf libplexus.so $(BUILD)/libplexus.so.1
+
+$(CLI): $(CLI_OBJ) $(LIBPLEXUS)
+	$(CC) -o $@ $(CLI_OBJ) $(ALL_LDFLAGS) -L$(BUILD) -lplexus -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(CJSON_LIBS) -lm
+
+$(BUILD)/obj/plugins/%.o: plugins/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) $(OPENBLAS_CFLAGS) -MMD -MP -c $< -o $@
+
+$(CPU_BLAS): $(CPU_BLAS_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^ $(ALL_LDFLAGS) $(OPENBLAS_LIBS) -lpthread -lm
+
+$(BUILD)/plexus.pc: Makefile
+	@mkdir -p $(dir $@)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\nplugindir=$${libdir}/plexus/plugins\n\nName: plexus\nDescription: Plexus deep-learning runtime\nVersion: %s\nCflags: -I$${includedir}/plexus\nLibs: -L$${libdir} -lplexus\n' '$(PREFIX)' '$(VERSION)' > $@
+
+# ---- tests -------------------------------------------------------------------
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-unused-parameter -DPLX_TEST_PLUGIN_DIR='"$(abspath $(BUILD))/plugins"' \
+	  -DPLX_TEST_BAD_PLUGIN_DIR='"$(TEST_PLUGIN_DIR)"' -DPLX_TEST_BUILD_DIR='"$(abspath $(BUILD))"' \
+	  -DPLX_TEST_SOURCE_DIR='"$(abspath .)"' -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL_OBJ) $(LIBPLEXUS)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $< $(TEST_UTIL_OBJ) $(ALL_LDFLAGS) -L$(BUILD) -lplexus -Wl,-rpath,$(abspath $(BUILD)) -lcmocka -lm -ldl -lpthread
+
+# Test plugins (deliberately broken and third-party style) have their own rules.
+-include tests/plugins/plugins.mk
+
+test: all $(TEST_BIN) $(TEST_PLUGINS)
+	@PLX_BUILD=$(BUILD) sh tests/run_tests.sh $(TEST_BIN)
+
+bench: all
+	@$(MAKE) -s -C . bench-programs BUILD=$(BUILD)
+-include bench/bench.mk
+
+# ---- install -----------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include/plexus $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(PREFIX)/bin
+	install -m 644 abi/*.h $(DESTDIR)$(PREFIX)/include/plexus/
+	install -m 755 $(LIBPLEXUS) $(DESTDIR)$(LIBDIR)/libplexus.so.1
+	ln -sf libplexus.so.1 $(DESTDIR)$(LIBDIR)/libplexus.so
+	install -m 755 $(PLUGINS) $(DESTDIR)$(PLUGINDIR)/
+	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/plexus
+	install -m 644 $(BUILD)/plexus.pc $(DESTDIR)$(LIBDIR)/pkgconfig/plexus.pc
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/include/plexus $(DESTDIR)$(LIBDIR)/plexus
+	rm -f $(DESTDIR)$(LIBDIR)/libplexus.so $(DESTDIR)$(LIBDIR)/libplexus.so.1 \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/plexus.pc $(DESTDIR)$(PREFIX)/bin/plexus
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,233 @@
+/*
+ * plexus.h — the Plexus host API, for applications that embed the runtime.
+ *
+ *   plx_context *ctx;
+ *   if (plx_context_open(NULL, &ctx) != PLX_OK) { ... plx_last_error(ctx) ... }
+ *   plx_tensor *a, *b, *y = NULL;
+ *   plx_tensor_create(ctx, PLX_F32, 2, (int64_t[]){64, 64}, &a); ...
+ *   plx_op_run(ctx, "core.matmul", NULL, (plx_tensor *[]){a, b}, 2, &y, 1);
+ *   plx_tensor_free(y); ... plx_context_close(ctx);
+ *
+ * Conventions, for every function below unless it says otherwise:
+ * - Fallible functions return a plx_status; on failure the calling thread's
+ *   message (plx_last_error) names the op, plugin, dtypes and shapes, and
+ *   output parameters are left untouched.
+ * - Pointers passed in are borrowed for the call; strings returned are owned
+ *   by the context and live until it closes.
+ * - plx_*_free(NULL) and plx_context_close(NULL) are no-ops.
+ * - A context may be used from several threads at once. Queries are
+ *   thread-safe; a tensor may be written by one thread at a time.
+ * - No function aborts or exits the process.
+ */
+#ifndef PLEXUS_H
+#define PLEXUS_H
+
+#include "plexus_ops.h"
+#include "plexus_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define PLX_API __attribute__((visibility("default")))
+#else
+#define PLX_API
+#endif
+
+typedef struct plx_context plx_context;
+typedef struct plx_tensor plx_tensor;
+
+/* ---- Status ------------------------------------------------------------- */
+
+/* "PLX_SHAPE_MISMATCH"-style name, or "PLX_UNKNOWN" for a bad code. Static. */
+PLX_API const char *plx_status_name(plx_status status);
+/* Human text ("shape mismatch"). Static. */
+PLX_API const char *plx_status_text(plx_status status);
+/* The calling thread's message from its last failed call on ctx ("" if
+ * none). Valid until the thread's next call on ctx. ctx may be NULL, giving
+ * the message of a failed plx_context_open on this thread. */
+PLX_API const char *plx_last_error(const plx_context *ctx);
+
+/* ---- Context ------------------------------------------------------------ */
+
+/* Log callback; `level` is PLX_LOG_*. Called from any thread. */
+typedef void (*plx_log_fn)(void *user, int level, const char *message);
+
+typedef struct plx_context_options {
+    uint32_t struct_size; /* sizeof(plx_context_options) */
+    /* Plugin files or directories searched first, in this order. */
+    const char *const *plugin_paths;
+    size_t n_plugin_paths;
+    /* Ignore PLEXUS_PLUGIN_PATH, PLEXUS_BACKENDS, PLEXUS_STRICT,
+     * PLEXUS_NUM_THREADS and PLEXUS_ALLOW_INSECURE_PLUGINS. */
+    int32_t ignore_env;
+    /* Do not search the directory next to libplexus.so nor the install dir. */
+    int32_t no_default_dirs;
+    /* Backend ranking/restriction, "onednn,cpu_blas": only these, in this
+     * preference order. NULL: PLEXUS_BACKENDS, else all, by cost alone. */
+    const char *backends;
+    /* 1: a node that cannot run on the top-ranked backend able to take it
+     * is an error instead of a logged fallback. -1 (or PLEXUS_STRICT=1 when
+     * 0): likewise from the environment. */
+    int32_t strict;
+    /* Load plugins from group- or world-writable files/directories. */
+    int32_t allow_insecure_plugins;
+    /* Thread budget for all backends; 0: PLEXUS_NUM_THREADS, else every
+     * online core. */
+    int32_t num_threads;
+    /* Log sink; NULL: warnings and errors go to stderr. */
+    plx_log_fn log_fn;
+    void *log_user;
+    /* Lowest PLX_LOG_* level passed to the log sink; plx_context_options_init
+     * sets PLX_LOG_WARN (PLEXUS_LOG_LEVEL=debug|info|warn|error overrides). */
+    int32_t log_level;
+} plx_context_options;
+
+/* Fills *opts with defaults (struct_size set, log level WARN). */
+PLX_API void plx_context_options_init(plx_context_options *opts);
+
+/* Opens a context: discovers and loads plugins in search-path order
+ * (explicit paths, PLEXUS_PLUGIN_PATH, the directory next to libplexus.so,
+ * the compiled-in install dir; never the current directory), builds the
+ * registry and thread pool. opts may be NULL for defaults. A plugin that is
+ * broken, built for another ABI major, or unusable here is recorded with the
+ * reason and skipped; opening still succeeds. Fails (PLX_NOT_FOUND) only if
+ * an explicit path does not exist, or on bad options / out of memory. */
+PLX_API plx_status plx_context_open(const plx_context_options *opts, plx_context **out);
+
+/* Shuts plugins down in reverse load order and frees everything the context
+ * owns. Tensors still alive must not be used afterwards (free them first). */
+PLX_API void plx_context_close(plx_context *ctx);
+
+/* The thread budget in effect. */
+PLX_API int32_t plx_context_num_threads(const plx_context *ctx);
+
+/* ---- Plugins, backends, devices, ops (read-only after open) ------------- */
+
+enum { PLX_PLUGIN_LOADED = 0, PLX_PLUGIN_REFUSED = 1 };
+
+typedef struct plx_plugin_info {
+    uint32_t struct_size;
+    const char *path;        /* file examined */
+    const char *name;        /* "" if never learnt */
+    const char *version;     /* "" if never learnt */
+    const char *description;
+    int32_t status;          /* PLX_PLUGIN_LOADED / PLX_PLUGIN_REFUSED */
+    const char *reason;      /* why refused ("" when loaded) */
+    uint16_t abi_major, abi_minor; /* as the plugin declared (0 if unknown) */
+    int32_t backend_index;   /* index for plx_backend_get, or -1 */
+} plx_plugin_info;
+
+/* Every plugin file examined, in examination order. */
+PLX_API size_t plx_plugin_count(const plx_context *ctx);
+/* info->struct_size must be set by the caller. */
+PLX_API plx_status plx_plugin_get(const plx_context *ctx, size_t index, plx_plugin_info *info);
+
+typedef struct plx_backend_info {
+    uint32_t struct_size;
+    const char *name;
+    const char *plugin_name;
+    int32_t n_devices;
+    int32_t rank;            /* position in the user's ranking, -1 unranked */
+    size_t n_ops;            /* ops it implements (plx_backend_op_name) */
+} plx_backend_info;
+
+PLX_API size_t plx_backend_count(const plx_context *ctx);
+PLX_API plx_status plx_backend_get(const plx_context *ctx, size_t index, plx_backend_info *info);
+/* Name of the i-th op the backend implements, or NULL. */
+PLX_API const char *plx_backend_op_name(const plx_context *ctx, size_t backend, size_t i);
+
+typedef struct plx_device_desc {
+    uint32_t struct_size;
+    const char *name;
+    int32_t kind;            /* PLX_DEVICE_KIND_* (plexus_plugin.h values) */
+    plx_dl_device dl_device;
+    uint64_t memory_bytes;
+    uint64_t caps;
+} plx_device_desc;
+
+PLX_API plx_status plx_device_get(const plx_context *ctx, size_t backend, int32_t device,
+                                  plx_device_desc *desc);
+
+/* Number of ops known (core ops and those interned by plugins). */
+PLX_API size_t plx_op_count(const plx_context *ctx);
+/* Name of op `id`, or NULL. */
+PLX_API const char *plx_op_name(const plx_context *ctx, int32_t id);
+/* Id of an op name; PLX_NOT_FOUND if no one registered it. */
+PLX_API plx_status plx_op_find(const plx_context *ctx, const char *name, int32_t *id);
+
+/* ---- Tensors ------------------------------------------------------------ */
+
+/* Creates a zero-filled compact tensor in host memory. shape may be NULL
+ * when ndim == 0 (a scalar). Fails on negative dims, ndim > PLX_MAX_DIMS,
+ * an unknown dtype or a byte size that overflows. Free with plx_tensor_free. */
+PLX_API plx_status plx_tensor_create(plx_context *ctx, plx_dtype dtype, int32_t ndim,
+                                     const int64_t *shape, plx_tensor **out);
+
+/* Wraps caller memory described by *desc (host memory, any strides)
+ * without copying. The descriptor is copied; the memory is borrowed: it must
+ * stay valid until the tensor is freed, at which point `release(release_arg)`
+ * runs if non-NULL. */
+PLX_API plx_status plx_tensor_wrap(plx_context *ctx, const plx_tensor_desc *desc,
+                                   void (*release)(void *arg), void *release_arg,
+                                   plx_tensor **out);
+
+/* Takes ownership of a DLPack managed tensor (zero copy); its deleter runs
+ * when the Plexus tensor and every export of it are freed. On failure the
+ * caller keeps ownership. */
+PLX_API plx_status plx_tensor_from_dlpack(plx_context *ctx, plx_dl_managed_tensor *managed,
+                                          plx_tensor **out);
+
+/* Exports a tensor as a DLPack managed tensor sharing its memory (zero
+ * copy). The consumer calls managed->deleter(managed) once; the memory stays
+ * valid until then even if the plx_tensor is freed first. */
+PLX_API plx_status plx_tensor_to_dlpack(plx_tensor *tensor, plx_dl_managed_tensor **out);
+
+/* Frees the tensor (its memory when no export still holds it). */
+PLX_API void plx_tensor_free(plx_tensor *tensor);
+
+/* The tensor's descriptor; valid while the tensor lives. */
+PLX_API const plx_tensor_desc *plx_tensor_desc_get(const plx_tensor *tensor);
+/* Address of the first element (data + byte_offset). */
+PLX_API void *plx_tensor_data(const plx_tensor *tensor);
+/* Element count. */
+PLX_API int64_t plx_tensor_numel(const plx_tensor *tensor);
+
+/* ---- Running ops eagerly ------------------------------------------------ */
+
+/* Runs one op through the router: validates dtypes, shapes and attrs,
+ * infers output shapes, picks the backend (user ranking, support, cost
+ * including copies; decisions are cached per op/dtypes/shapes/attrs), makes
+ * strided inputs compact, and runs it.
+ * `attrs` points to the op's attribute struct (struct_size set; shorter
+ * structs from older headers get defaults for missing fields) or NULL for
+ * defaults. For each output, outputs[i] == NULL makes the runtime create the
+ * tensor (the caller frees it); a non-NULL output must already have the
+ * inferred dtype and shape and receives the result. Inputs marked (mut) in
+ * plexus_ops.h are updated in place. */
+PLX_API plx_status plx_op_run(plx_context *ctx, const char *op, const void *attrs,
+                              plx_tensor *const *inputs, size_t n_inputs,
+                              plx_tensor **outputs, size_t n_outputs);
+
+/* As plx_op_run with an op id from plx_op_find (skips the name lookup). */
+PLX_API plx_status plx_op_run_id(plx_context *ctx, int32_t op_id, const void *attrs,
+                                 plx_tensor *const *inputs, size_t n_inputs,
+                                 plx_tensor **outputs, size_t n_outputs);
+
+/* Writes into buf[cap] (NUL-terminated, truncated if needed) which backend
+ * and device the router picks for this call and why: every candidate with
+ * its cost or the reason it cannot take the call. Returns the status a run
+ * would fail with at the routing stage (PLX_OK if some backend takes it). */
+PLX_API plx_status plx_op_explain(plx_context *ctx, const char *op, const void *attrs,
+                                  plx_tensor *const *inputs, size_t n_inputs, char *buf,
+                                  size_t cap);
+
+/* Name of the backend that ran the calling thread's last successful op on
+ * ctx ("" if none). For tests and diagnostics. */
+PLX_API const char *plx_last_backend(const plx_context *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PLEXUS_H */

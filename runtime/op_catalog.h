@@ -1,0 +1,92 @@
+/*
+ * op_catalog.h — internal: what the runtime knows about each core op, in one
+ * place per op: arity, which inputs it updates, its attribute struct and
+ * defaults, and its shape/dtype inference with validation. The backends only
+ * ever see calls that passed `infer`.
+ *
+ * Each op family (runtime/ops/<family>.c) defines a table
+ *     const op_def op_defs_<family>[]; const size_t op_defs_<family>_count;
+ * which op_catalog.c gathers by id. Gradient rules (autodiff) join each op
+ * here in a later change.
+ */
+#ifndef PLX_OP_CATALOG_H
+#define PLX_OP_CATALOG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include "../abi/plexus_ops.h"
+
+/* dtype and shape of a tensor, without data. */
+typedef struct tensor_meta {
+    plx_dtype dtype;
+    int32_t ndim;
+    int64_t dims[PLX_MAX_DIMS];
+} tensor_meta;
+
+typedef struct op_infer_args {
+    const struct op_def *def;
+    const void *attrs;            /* full current struct (defaults filled), NULL if the op has none */
+    int32_t n_inputs;
+    const tensor_meta *inputs;    /* validated: ndim in range, dims >= 0, known dtype */
+    int32_t n_outputs;
+    tensor_meta *outputs;         /* infer fills these */
+    char *msg;                    /* detail on failure, written with infer_fail() */
+    size_t msg_cap;
+} op_infer_args;
+
+typedef plx_status (*op_infer_fn)(op_infer_args *args);
+/* Work in "flop-equivalents" for the default cost estimate. */
+typedef double (*op_work_fn)(const op_infer_args *args);
+
+#define OP_MUTATES_ALL_INPUTS 0xffffffffu
+
+typedef struct op_def {
+    int32_t id;                 /* PLX_OP_* */
+    int32_t min_inputs;
+    int32_t max_inputs;         /* -1: unbounded (concat, clip_grad_norm) */
+    int32_t n_outputs;
+    uint32_t mutated_inputs;    /* bit i: input i is updated in place */
+    size_t attrs_size;          /* sizeof the attrs struct, 0 if none */
+    const void *attrs_default;  /* the PLX_*_ATTRS_DEFAULT value, or NULL (all zero but struct_size) */
+    op_infer_fn infer;
+    op_work_fn work;            /* NULL: number of output elements */
+} op_def;
+
+/* The def of a core op id, or NULL. */
+const op_def *op_catalog_get(int32_t op_id);
+
+/* ---- Helpers for infer functions (op_infer.c) ---------------------------- */
+
+/* Writes the detail message and returns `status`. */
+plx_status infer_fail(op_infer_args *args, plx_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "f32[2,3,4]" into buf; returns buf. */
+const char *meta_format(const tensor_meta *m, char *buf, size_t cap);
+int64_t meta_numel(const tensor_meta *m);
+bool meta_same_shape(const tensor_meta *a, const tensor_meta *b);
+void meta_set(tensor_meta *m, plx_dtype dtype, int32_t ndim, const int64_t *dims);
+
+bool dtype_is_float(plx_dtype t);   /* f32, f16, bf16 */
+bool dtype_is_integer(plx_dtype t); /* signed/unsigned ints */
+bool dtype_is_known(plx_dtype t);
+const char *dtype_name(plx_dtype t); /* "f32", "i64", ..., "?" */
+
+/* Requires input i to be a float dtype (f32/f16/bf16). */
+plx_status infer_require_float(op_infer_args *args, int32_t i, const char *role);
+/* Requires input i to have the given dtype. */
+plx_status infer_require_dtype(op_infer_args *args, int32_t i, plx_dtype dtype, const char *role);
+/* Requires inputs i and j to have the same dtype. */
+plx_status infer_require_same_dtype(op_infer_args *args, int32_t i, int32_t j);
+/* Requires inputs i and j to have the same shape. */
+plx_status infer_require_same_shape(op_infer_args *args, int32_t i, int32_t j);
+/* Requires input i to have rank `ndim`. */
+plx_status infer_require_ndim(op_infer_args *args, int32_t i, int32_t ndim, const char *role);
+/* Broadcasts the shapes of `n` inputs (indices idx[]) NumPy-style into *out's
+ * ndim/dims (dtype untouched). Fails naming the shapes. */
+plx_status infer_broadcast(op_infer_args *args, const int32_t *idx, int32_t n, tensor_meta *out);
+/* Normalizes an axis in [-ndim, ndim) to [0, ndim); fails otherwise. */
+plx_status infer_axis(op_infer_args *args, int32_t axis, int32_t ndim, int32_t *out);
+
+#endif
