@@ -1,0 +1,147 @@
+/*
+ * internal.h — the runtime's private structures, shared by its files.
+ * Nothing here is API: applications use abi/plexus.h, plugins
+ * abi/plexus_plugin.h.
+ */
+#ifndef PLX_INTERNAL_H
+#define PLX_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../abi/plexus.h"
+#include "../abi/plexus_plugin.h"
+#include "op_catalog.h"
+
+#define PLX_ERROR_CAP 1024
+#define PLX_ATTRS_CAP 512 /* bytes: larger than every core attrs struct */
+
+/* ---- status.c: per-thread messages -------------------------------------- */
+
+typedef struct thread_state {
+    struct plx_context *ctx;
+    struct thread_state *next; /* in ctx->threads */
+    char error[PLX_ERROR_CAP];
+    const char *last_backend;
+} thread_state;
+
+/* The calling thread's state for ctx (created on first use); NULL only when
+ * out of memory. */
+thread_state *thread_state_get(const struct plx_context *ctx);
+/* Sets the calling thread's message (printf-style) and returns `status`. */
+plx_status ctx_fail(const struct plx_context *ctx, plx_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+plx_status ctx_failv(const struct plx_context *ctx, plx_status status, const char *fmt, va_list ap);
+/* Message for a failed plx_context_open (ctx == NULL). */
+plx_status open_fail(plx_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void threads_init(struct plx_context *ctx);
+void threads_release(struct plx_context *ctx);
+
+/* ---- log ---------------------------------------------------------------- */
+void ctx_log(const struct plx_context *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- thread_pool.c ------------------------------------------------------ */
+typedef struct thread_pool thread_pool;
+plx_status thread_pool_create(int32_t threads, thread_pool **out);
+void thread_pool_free(thread_pool *pool);
+void thread_pool_run(thread_pool *pool, int64_t n, int64_t grain, plx_range_fn fn, void *arg);
+
+/* ---- registry ----------------------------------------------------------- */
+
+typedef struct plugin_record {
+    char *path;
+    char *name;
+    char *version;
+    char *description;
+    int32_t status; /* PLX_PLUGIN_LOADED / REFUSED */
+    char *reason;
+    uint16_t abi_major, abi_minor;
+    void *handle;               /* dlopen handle while loaded */
+    plx_plugin_desc desc;       /* the plugin's descriptor, zero-extended to our size */
+    void *state;                /* from init */
+    bool initialized;
+    int32_t backend_index;
+} plugin_record;
+
+typedef struct backend_record {
+    char *name;
+    int32_t plugin_index;
+    plx_backend_api api;        /* zero-extended copy: NULL slots mean "not provided" */
+    void *state;
+    int32_t n_devices;
+    plx_device_info *devices;   /* zero-extended copies */
+    int32_t rank;               /* position in the user's ranking, -1 if none */
+    int32_t *op_ids;            /* ops it lists, interned */
+    size_t n_ops;
+    uint8_t *implements;        /* by op id index (see op_index) */
+} backend_record;
+
+typedef struct route_entry route_entry;
+
+typedef struct plx_context {
+    plx_context_options opts;   /* copy, strings duplicated below */
+    char *backends_spec;        /* ranking string in effect, or NULL */
+    char **ranking;             /* parsed names */
+    size_t n_ranking;
+    bool strict;
+    bool allow_insecure;
+    int32_t num_threads;
+    int32_t log_level;
+
+    plugin_record *plugins;
+    size_t n_plugins, cap_plugins;
+    backend_record *backends;
+    size_t n_backends;
+
+    /* ops: core ids first, then custom names (ids PLX_OP_CUSTOM_BASE + i) */
+    char **custom_ops;
+    size_t n_custom_ops, cap_custom_ops;
+    bool registry_frozen;
+
+    plx_host_api host_api;
+    thread_pool *pool;
+
+    pthread_key_t thread_key;
+    pthread_mutex_t threads_lock;
+    thread_state *threads;
+
+    pthread_mutex_t route_lock;
+    route_entry **routes;       /* hash table of cached decisions */
+    size_t route_cap, route_count;
+} plx_context;
+
+/* Op ids -> dense index into backend_record.implements. */
+size_t op_index_count(const plx_context *ctx);
+int64_t op_index(int32_t op_id);
+const char *op_name_of(const plx_context *ctx, int32_t op_id);
+int32_t op_lookup(const plx_context *ctx, const char *name);
+int32_t op_intern(plx_context *ctx, const char *name);
+
+/* loader.c */
+plx_status loader_load_all(plx_context *ctx);
+void loader_unload_all(plx_context *ctx);
+
+/* host_api.c */
+void host_api_init(plx_context *ctx);
+
+/* dispatch.c */
+void routes_free(plx_context *ctx);
+
+/* tensor.c */
+struct plx_tensor {
+    plx_context *ctx;
+    plx_tensor_desc desc;
+    int64_t shape[PLX_MAX_DIMS];
+    int64_t strides[PLX_MAX_DIMS];
+    struct tensor_storage *storage;
+};
+/* True if t's strides are NULL or describe compact row-major layout. */
+bool desc_is_compact(const plx_tensor_desc *t);
+/* Fills a tensor_meta from a descriptor. */
+void meta_from_desc(tensor_meta *m, const plx_tensor_desc *d);
+/* Validates a descriptor from outside: rank, dims, dtype, overflow, data. */
+plx_status desc_validate(const plx_context *ctx, const plx_tensor_desc *d, const char *what);
+
+#endif
