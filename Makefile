@@ -57,7 +57,7 @@ TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 TEST_UTIL_OBJ := $(BUILD)/obj/tests/test_util.o
 TEST_PLUGIN_DIR := $(abspath $(BUILD))/test-plugins
 
-.PHONY: all test install uninstall clean bench demo check-format
+.PHONY: all test check deps install uninstall clean bench
 all: $(LIBPLEXUS) $(CLI) $(PLUGINS) $(BUILD)/plexus.pc
 
 $(BUILD)/obj/runtime/%.o: runtime/%.c
@@ -99,11 +99,18 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL_OBJ) $(LIBPLEXUS)
 # Test plugins (deliberately broken and third-party style) have their own rules.
 -include tests/plugins/plugins.mk
 
+# The one command of README.md: install build dependencies, build, run every test.
+check: deps
+	@$(MAKE) test
+
+deps:
+	@sh .ci/install-deps.sh
+
 test: all $(TEST_BIN) $(TEST_PLUGINS)
 	@PLX_BUILD=$(BUILD) sh tests/run_tests.sh $(TEST_BIN)
 
 bench: all
-	@$(MAKE) -s -C . bench-programs BUILD=$(BUILD)
+	@$(MAKE) -s bench-programs BUILD=$(BUILD)
 -include bench/bench.mk
 
 # ---- install -----------------------------------------------------------------

@@ -585,10 +585,12 @@ PLX_API plx_status plx_op_run_id(plx_context *ctx, int32_t op_id, const void *at
     plx_tensor *temps[16] = {0};
     int32_t n_temps = 0;
     for (int32_t i = 0; i < p.n_in && st == PLX_OK; i++) {
-        if (op_id == PLX_OP_COPY || desc_is_compact(&p.in[i])) {
+        if (desc_is_compact(&p.in[i])) {
             p.in[i].strides = NULL;
             continue;
         }
+        if (op_id == PLX_OP_COPY)
+            continue; /* the one kernel that reads any strides */
         plx_tensor *tmp = NULL;
         if (n_temps == 16) {
             st = ctx_fail(ctx, PLX_UNSUPPORTED, "%s: more than 16 strided inputs; make them compact first",

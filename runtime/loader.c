@@ -415,15 +415,21 @@ static void examine_dir(plx_context *ctx, const char *dir)
 }
 
 /* A file or a directory; `explicit_path` makes a missing one an error. */
-static plx_status examine_path(plx_context *ctx, const char *path, bool explicit_path, const char *source)
+static plx_status examine_path(plx_context *ctx, const char *path, bool explicit_path, bool default_dir,
+                               const char *source)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
         if (explicit_path)
             return ctx_fail(ctx, PLX_NOT_FOUND, "%s: plugin path %s: %s", source, path, strerror(errno));
-        ctx_log(ctx, PLX_LOG_WARN, "%s: plugin path %s: %s", source, path, strerror(errno));
+        /* A default directory that does not exist is normal; a path the user
+         * set in PLEXUS_PLUGIN_PATH that does not exist is worth a warning. */
+        ctx_log(ctx, default_dir ? PLX_LOG_DEBUG : PLX_LOG_WARN, "%s: plugin path %s: %s", source, path,
+                strerror(errno));
         return PLX_OK;
     }
+    if (default_dir && !S_ISDIR(st.st_mode))
+        return PLX_OK;
     if (S_ISDIR(st.st_mode))
         examine_dir(ctx, path);
     else {
@@ -440,7 +446,7 @@ plx_status loader_load_all(plx_context *ctx)
 {
     const plx_context_options *o = &ctx->opts;
     for (size_t i = 0; i < o->n_plugin_paths; i++) {
-        plx_status st = examine_path(ctx, o->plugin_paths[i], true, "options.plugin_paths");
+        plx_status st = examine_path(ctx, o->plugin_paths[i], true, false, "options.plugin_paths");
         if (st != PLX_OK)
             return st;
     }
@@ -456,7 +462,7 @@ plx_status loader_load_all(plx_context *ctx)
                 ctx_log(ctx, PLX_LOG_WARN, "PLEXUS_PLUGIN_PATH: ignoring relative entry '%s'", tok);
                 continue;
             }
-            examine_path(ctx, tok, false, "PLEXUS_PLUGIN_PATH");
+            examine_path(ctx, tok, false, false, "PLEXUS_PLUGIN_PATH");
         }
         free(copy);
     }
@@ -467,11 +473,11 @@ plx_status loader_load_all(plx_context *ctx)
             snprintf(copy, sizeof copy, "%s", info.dli_fname);
             char *libdir = dirname(copy);
             snprintf(dir, sizeof dir, "%s/plugins", libdir);
-            examine_path(ctx, dir, false, "library directory");
+            examine_path(ctx, dir, false, true, "library directory");
             snprintf(dir, sizeof dir, "%s/plexus/plugins", libdir);
-            examine_path(ctx, dir, false, "library directory");
+            examine_path(ctx, dir, false, true, "library directory");
         }
-        examine_path(ctx, PLX_INSTALL_PLUGIN_DIR, false, "install directory");
+        examine_path(ctx, PLX_INSTALL_PLUGIN_DIR, false, true, "install directory");
     }
     ctx->registry_frozen = true;
     /* Which op each backend implements, by dense op index. */

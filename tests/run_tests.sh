@@ -3,11 +3,12 @@
 # with one summary line "N passed, N failed, N skipped". Exit 1 if any failed.
 passed=0; failed=0; skipped=0; broken=0
 for t in "$@"; do
-  out=$("$t" 2>&1); rc=$?
+  # stdbuf keeps cmocka's stdout and stderr lines in order.
+  out=$(stdbuf -oL -eL "$t" 2>&1); rc=$?
   printf '%s\n' "$out"
-  p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | awk '{s+=$1} END {print s+0}')
-  f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | awk '{s+=$1} END {print s+0}')
-  s=$(printf '%s\n' "$out" | sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' | awk '{s+=$1} END {print s+0}')
+  p=$(printf '%s\n' "$out" | grep -o '\[  PASSED  \] [0-9]*' | grep -o '[0-9]*$' | awk '{s+=$1} END {print s+0}')
+  f=$(printf '%s\n' "$out" | grep -o '\[  FAILED  \] [0-9]*' | grep -o '[0-9]*$' | awk '{s+=$1} END {print s+0}')
+  s=$(printf '%s\n' "$out" | grep -o '\[  SKIPPED \] [0-9]*' | grep -o '[0-9]*$' | awk '{s+=$1} END {print s+0}')
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     echo "*** $t exited with status $rc"; broken=$((broken + 1)); failed=$((failed + 1))
