@@ -52,7 +52,7 @@ CPU_BLAS := $(BUILD)/plugins/libplexus-cpu_blas.so
 PLUGINS := $(CPU_BLAS)
 
 # ---- tests -------------------------------------------------------------------
-TEST_SRC := $(shell find tests -name 'test_*.c' 2>/dev/null | sort)
+TEST_SRC := $(filter-out tests/test_util.c,$(shell find tests -name 'test_*.c' 2>/dev/null | sort))
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 TEST_UTIL_OBJ := $(BUILD)/obj/tests/test_util.o
 TEST_PLUGIN_DIR := $(abspath $(BUILD))/test-plugins

@@ -55,8 +55,9 @@ void meta_from_desc(tensor_meta *m, const plx_tensor_desc *d)
     meta_set(m, d->dtype, d->ndim, d->shape);
 }
 
-/* Bytes spanned by a (possibly strided) descriptor, or -1 on overflow or
- * negative strides reaching before the start. */
+/* Bytes from `data` to the end of the last element a (possibly strided)
+ * descriptor reaches, or -1 on overflow or when negative strides reach
+ * before `data`. */
 static int64_t span_bytes(const plx_tensor_desc *d, size_t elem)
 {
     __int128 lo = 0, hi = 0;
@@ -79,9 +80,10 @@ static int64_t span_bytes(const plx_tensor_desc *d, size_t elem)
         }
         hi = n - 1;
     }
-    if (lo < 0)
+    __int128 offset = (__int128)d->byte_offset;
+    if (lo * (__int128)elem + offset < 0)
         return -1;
-    __int128 bytes = (hi + 1) * (__int128)elem;
+    __int128 bytes = (hi + 1) * (__int128)elem + offset;
     if (bytes > ((__int128)1 << 62))
         return -1;
     return (int64_t)bytes;
@@ -111,6 +113,10 @@ plx_status desc_validate(const plx_context *ctx, const plx_tensor_desc *d, const
         return ctx_fail(ctx, PLX_OVERFLOW, "%s: size overflows or strides reach before the data", what);
     if (bytes > 0 && d->data == NULL)
         return ctx_fail(ctx, PLX_INVALID_ARGUMENT, "%s: data is NULL for a non-empty tensor", what);
+    size_t elem = plx_dtype_size(d->dtype);
+    if (elem > 0 && ((uintptr_t)d->data + d->byte_offset) % elem != 0)
+        return ctx_fail(ctx, PLX_INVALID_ARGUMENT, "%s: data + byte_offset is not aligned to the %zu-byte element",
+                        what, elem);
     return PLX_OK;
 }
 
