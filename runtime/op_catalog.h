@@ -68,12 +68,12 @@ int64_t meta_numel(const tensor_meta *m);
 bool meta_same_shape(const tensor_meta *a, const tensor_meta *b);
 void meta_set(tensor_meta *m, plx_dtype dtype, int32_t ndim, const int64_t *dims);
 
-bool dtype_is_float(plx_dtype t);   /* f32, f16, bf16 */
+bool dtype_is_float(plx_dtype t);   /* f32, f16, bf16, f64 */
 bool dtype_is_integer(plx_dtype t); /* signed/unsigned ints */
 bool dtype_is_known(plx_dtype t);
 const char *dtype_name(plx_dtype t); /* "f32", "i64", ..., "?" */
 
-/* Requires input i to be a float dtype (f32/f16/bf16). */
+/* Requires input i to be a float dtype (f32/f16/bf16/f64). */
 plx_status infer_require_float(op_infer_args *args, int32_t i, const char *role);
 /* Requires input i to have the given dtype. */
 plx_status infer_require_dtype(op_infer_args *args, int32_t i, plx_dtype dtype, const char *role);

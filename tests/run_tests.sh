@@ -2,6 +2,8 @@
 # Runs every test binary given, prints each one's cmocka output, and closes
 # with one summary line "N passed, N failed, N skipped". Exit 1 if any failed.
 passed=0; failed=0; skipped=0; broken=0
+# stdbuf preloads libstdbuf.so, which ASan would otherwise refuse to follow.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 for t in "$@"; do
   # stdbuf keeps cmocka's stdout and stderr lines in order.
   out=$(stdbuf -oL -eL "$t" 2>&1); rc=$?
