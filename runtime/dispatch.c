@@ -306,7 +306,7 @@ typedef struct prepared_call {
     const op_def *def;
     int32_t op_id;
     const char *op_name;
-    unsigned char attrs[PLX_ATTRS_CAP];
+    unsigned char attrs[PLX_OP_ATTRS_CAP];
     const void *attrs_ptr;
     size_t attrs_size;
     int32_t n_in, n_out;
@@ -344,41 +344,14 @@ static plx_status prepare(plx_context *ctx, int32_t op_id, const void *attrs, pl
     p->n_in = (int32_t)n_inputs;
     p->n_out = (int32_t)n_outputs;
     const op_def *def = p->def;
+    char msg[PLX_ERROR_CAP];
     if (def != NULL) {
-        if (p->n_in < def->min_inputs || (def->max_inputs >= 0 && p->n_in > def->max_inputs)) {
-            if (def->max_inputs == def->min_inputs)
-                return ctx_fail(ctx, PLX_INVALID_ARGUMENT, "%s: takes %d input%s, got %zu", p->op_name,
-                                (int)def->min_inputs, def->min_inputs == 1 ? "" : "s", n_inputs);
-            if (def->max_inputs < 0)
-                return ctx_fail(ctx, PLX_INVALID_ARGUMENT, "%s: takes at least %d inputs, got %zu", p->op_name,
-                                (int)def->min_inputs, n_inputs);
-            return ctx_fail(ctx, PLX_INVALID_ARGUMENT, "%s: takes %d to %d inputs, got %zu", p->op_name,
-                            (int)def->min_inputs, (int)def->max_inputs, n_inputs);
-        }
-        if (p->n_out != def->n_outputs)
-            return ctx_fail(ctx, PLX_INVALID_ARGUMENT, "%s: has %d output%s, got %zu", p->op_name,
-                            (int)def->n_outputs, def->n_outputs == 1 ? "" : "s", n_outputs);
-        /* Attributes: defaults, then as much of the caller's struct as both know. */
-        if (def->attrs_size > 0) {
-            if (def->attrs_size > sizeof p->attrs)
-                return ctx_fail(ctx, PLX_INTERNAL, "%s: attrs struct too large", p->op_name);
-            memset(p->attrs, 0, def->attrs_size);
-            if (def->attrs_default != NULL)
-                memcpy(p->attrs, def->attrs_default, def->attrs_size);
-            if (attrs != NULL) {
-                uint32_t given;
-                memcpy(&given, attrs, sizeof given);
-                if (given < sizeof(uint32_t) || given > 65536)
-                    return ctx_fail(ctx, PLX_INVALID_ARGUMENT,
-                                    "%s: attrs struct_size %u is invalid (set it to sizeof the attrs struct)",
-                                    p->op_name, (unsigned)given);
-                memcpy(p->attrs, attrs, given < def->attrs_size ? given : def->attrs_size);
-            }
-            uint32_t full = (uint32_t)def->attrs_size;
-            memcpy(p->attrs, &full, sizeof full);
-            p->attrs_ptr = p->attrs;
-            p->attrs_size = def->attrs_size;
-        }
+        plx_status st = op_check_arity(def, p->op_name, p->n_in, p->n_out, msg, sizeof msg);
+        if (st == PLX_OK)
+            st = op_normalize_attrs(def, p->op_name, attrs, p->attrs, &p->attrs_size, msg, sizeof msg);
+        if (st != PLX_OK)
+            return ctx_fail(ctx, st, "%s", msg);
+        p->attrs_ptr = p->attrs_size ? p->attrs : NULL;
     } else if (attrs != NULL) {
         /* Custom op: attrs are the plugin's business; pass them through. */
         uint32_t given;
@@ -411,25 +384,10 @@ static plx_status prepare(plx_context *ctx, int32_t op_id, const void *attrs, pl
         meta_from_desc(&p->in_meta[i], &p->in[i]);
     }
     if (def != NULL) {
-        char msg[PLX_ERROR_CAP] = "";
-        op_infer_args a = {.def = def, .attrs = p->attrs_ptr, .n_inputs = p->n_in, .inputs = p->in_meta,
-                           .n_outputs = p->n_out, .outputs = p->out_meta, .msg = msg, .msg_cap = sizeof msg};
-        memset(p->out_meta, 0, sizeof(tensor_meta) * (size_t)p->n_out);
-        plx_status st = def->infer(&a);
-        if (st != PLX_OK) {
-            char shapes[512];
-            describe_descs(shapes, sizeof shapes, p->in, p->n_in);
-            return ctx_fail(ctx, st, "%s(%s): %s", p->op_name, shapes, msg[0] ? msg : plx_status_text(st));
-        }
-        for (int32_t i = 0; i < p->n_out; i++) {
-            int64_t n = 1;
-            for (int32_t d = 0; d < p->out_meta[i].ndim; d++) {
-                if (p->out_meta[i].dims[d] < 0 ||
-                    (p->out_meta[i].dims[d] > 0 && n > ((int64_t)1 << 58) / p->out_meta[i].dims[d]))
-                    return ctx_fail(ctx, PLX_OVERFLOW, "%s: output %d would be too large", p->op_name, (int)i);
-                n *= p->out_meta[i].dims[d];
-            }
-        }
+        plx_status st = op_infer_outputs(def, p->op_name, p->attrs_ptr, p->in_meta, p->n_in, p->out_meta, p->n_out,
+                                         msg, sizeof msg);
+        if (st != PLX_OK)
+            return ctx_fail(ctx, st, "%s", msg);
         for (int32_t i = 0; i < p->n_in; i++)
             if ((def->mutated_inputs >> (i < 31 ? i : 31)) & 1u) {
                 if (!desc_is_compact(&p->in[i]))

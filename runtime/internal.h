@@ -16,7 +16,6 @@
 #include "op_catalog.h"
 
 #define PLX_ERROR_CAP 1024
-#define PLX_ATTRS_CAP 512 /* bytes: larger than every core attrs struct */
 
 /* ---- status.c: per-thread messages -------------------------------------- */
 

@@ -89,4 +89,23 @@ plx_status infer_broadcast(op_infer_args *args, const int32_t *idx, int32_t n, t
 /* Normalizes an axis in [-ndim, ndim) to [0, ndim); fails otherwise. */
 plx_status infer_axis(op_infer_args *args, int32_t axis, int32_t ndim, int32_t *out);
 
+/* ---- Checking a call against the catalog (shared by eager dispatch and
+ * graph building). Each writes a complete message ("core.relu: takes 1
+ * input, got 2") into msg on failure. ------------------------------------ */
+
+plx_status op_check_arity(const op_def *def, const char *name, int32_t n_in, int32_t n_out, char *msg,
+                          size_t cap);
+/* Defaults, then as much of the caller's struct as both know; struct_size
+ * set to the full size. buf holds at least PLX_OP_ATTRS_CAP bytes; *size is
+ * the normalized size (0 when the op has no attrs). */
+#define PLX_OP_ATTRS_CAP 512
+plx_status op_normalize_attrs(const op_def *def, const char *name, const void *attrs, unsigned char *buf,
+                              size_t *size, char *msg, size_t cap);
+/* Runs the op's inference; on failure the message is "name(in shapes): detail".
+ * Also rejects outputs too large to address. */
+plx_status op_infer_outputs(const op_def *def, const char *name, const void *attrs, const tensor_meta *in,
+                            int32_t n_in, tensor_meta *out, int32_t n_out, char *msg, size_t cap);
+/* "f32[2,3], i64[2]" */
+void metas_format(const tensor_meta *m, int32_t n, char *buf, size_t cap);
+
 #endif
