@@ -35,9 +35,12 @@ PLUGINDIR := $(LIBDIR)/plexus/plugins
 VERSION := 0.1.0
 
 # ---- runtime: libplexus.so ---------------------------------------------------
-RUNTIME_SRC := $(wildcard runtime/*.c) $(wildcard runtime/ops/*.c)
+RUNTIME_SRC := $(wildcard runtime/*.c) $(wildcard runtime/ops/*.c) $(wildcard runtime/data/*.c) $(wildcard runtime/io/*.c)
 RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/obj/%.o)
 LIBPLEXUS := $(BUILD)/libplexus.so
+# The same objects as a static archive, for tests of internal (hidden) functions.
+LIBPLEXUS_INTERNAL := $(BUILD)/libplexus_internal.a
+RUNTIME_LIBS := $(CJSON_LIBS) -lz -ldl -lpthread -lm
 
 # ---- CLI ---------------------------------------------------------------------
 CLI_SRC := $(wildcard runtime/cli/*.c)
@@ -57,7 +60,7 @@ TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 TEST_UTIL_OBJ := $(BUILD)/obj/tests/test_util.o
 TEST_PLUGIN_DIR := $(abspath $(BUILD))/test-plugins
 
-.PHONY: all test check deps install uninstall clean bench
+.PHONY: all test check deps install uninstall clean bench FORCE
 all: $(LIBPLEXUS) $(CLI) $(PLUGINS) $(BUILD)/plexus.pc
 
 $(BUILD)/obj/runtime/%.o: runtime/%.c
@@ -67,8 +70,12 @@ $(BUILD)/obj/runtime/%.o: runtime/%.c
 
 $(LIBPLEXUS): $(RUNTIME_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-soname,libplexus.so.1 -o $@ $^ $(ALL_LDFLAGS) -ldl -lpthread -lm
+	$(CC) -shared -Wl,-soname,libplexus.so.1 -o $@ $^ $(ALL_LDFLAGS) $(RUNTIME_LIBS)
 	ln -sf libplexus.so $(BUILD)/libplexus.so.1
+
+$(LIBPLEXUS_INTERNAL): $(RUNTIME_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
 
 $(CLI): $(CLI_OBJ) $(LIBPLEXUS)
 	$(CC) -o $@ $(CLI_OBJ) $(ALL_LDFLAGS) -L$(BUILD) -lplexus -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(CJSON_LIBS) -lm
@@ -81,7 +88,16 @@ $(CPU_BLAS): $(CPU_BLAS_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $^ $(ALL_LDFLAGS) $(OPENBLAS_LIBS) -lpthread -lm
 
-$(BUILD)/plexus.pc: Makefile
+# PREFIX is compiled into the loader (install plugin dir) and written into
+# plexus.pc: both are rebuilt when it changes.
+PREFIX_STAMP := $(BUILD)/prefix.stamp
+$(PREFIX_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(PREFIX)" ]; then echo "$(PREFIX)" > $@; fi
+FORCE:
+$(BUILD)/obj/runtime/loader.o: $(PREFIX_STAMP)
+
+$(BUILD)/plexus.pc: Makefile $(PREFIX_STAMP)
 	@mkdir -p $(dir $@)
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\nplugindir=$${libdir}/plexus/plugins\n\nName: plexus\nDescription: Plexus deep-learning runtime\nVersion: %s\nCflags: -I$${includedir}/plexus\nLibs: -L$${libdir} -lplexus\n' '$(PREFIX)' '$(VERSION)' > $@
 
@@ -95,6 +111,12 @@ $(BUILD)/obj/tests/%.o: tests/%.c
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL_OBJ) $(LIBPLEXUS)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $< $(TEST_UTIL_OBJ) $(ALL_LDFLAGS) -L$(BUILD) -lplexus -Wl,-rpath,$(abspath $(BUILD)) -lcmocka -lm -ldl -lpthread
+
+# Tests under tests/runtime/internal/ exercise hidden runtime functions: they
+# link the static archive instead of libplexus.so.
+$(BUILD)/tests/runtime/internal/%: $(BUILD)/obj/tests/runtime/internal/%.o $(TEST_UTIL_OBJ) $(LIBPLEXUS_INTERNAL) $(LIBPLEXUS)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $< $(TEST_UTIL_OBJ) $(LIBPLEXUS_INTERNAL) $(ALL_LDFLAGS) -lcmocka $(RUNTIME_LIBS)
 
 # Test plugins (deliberately broken and third-party style) have their own rules.
 -include tests/plugins/plugins.mk
@@ -112,6 +134,9 @@ test: all $(TEST_BIN) $(TEST_PLUGINS)
 bench: all
 	@$(MAKE) -s bench-programs BUILD=$(BUILD)
 -include bench/bench.mk
+
+# Keep test objects between runs (they are intermediate files of the test rules).
+.SECONDARY:
 
 # ---- install -----------------------------------------------------------------
 install: all

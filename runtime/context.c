@@ -222,6 +222,11 @@ PLX_API plx_status plx_context_open(const plx_context_options *opts, plx_context
         context_free(ctx);
         return st;
     }
+    /* Messages from refused plugins are in the plugin list, not an error of
+     * this (successful) call. */
+    thread_state *ts = thread_state_get(ctx);
+    if (ts != NULL)
+        ts->error[0] = '\0';
     *out = ctx;
     return PLX_OK;
 }

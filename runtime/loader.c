@@ -63,7 +63,9 @@ static void refuse(plx_context *ctx, plugin_record *r, const char *fmt, ...)
     free(r->reason);
     r->reason = strdup(reason);
     r->status = PLX_PLUGIN_REFUSED;
-    if (r->handle != NULL) {
+    /* A plugin refused after its init (a bad backend table) still has its
+     * shutdown to run; examine_file closes it after that. */
+    if (r->handle != NULL && !r->initialized) {
         dlclose(r->handle);
         r->handle = NULL;
     }
