@@ -211,7 +211,7 @@ static void cost_on(const backend_record *b, int32_t dev, const op_def *def,
 }
 
 /* Picks backend and device. Writes an explanation when `explain` is set. */
-static plx_status route(plx_context *ctx, const op_def *def, const plx_op_call *call, const tensor_meta *in_meta,
+plx_status router_route(plx_context *ctx, const op_def *def, const plx_op_call *call, const tensor_meta *in_meta,
                         const tensor_meta *out_meta, int32_t *out_backend, int32_t *out_device, char *explain,
                         size_t cap)
 {
@@ -447,7 +447,7 @@ static plx_status choose(plx_context *ctx, prepared_call *p, const plx_op_call *
     plx_op_call query = *call;
     query.inputs = shapes_only;
     query.outputs = shapes_only + p->n_in;
-    plx_status st = route(ctx, p->def, &query, p->in_meta, p->out_meta, backend, device, NULL, 0);
+    plx_status st = router_route(ctx, p->def, &query, p->in_meta, p->out_meta, backend, device, NULL, 0);
     free(shapes_only);
     if (st == PLX_OK && len)
         route_cache_put(ctx, key, len, h, *backend, *device);
@@ -642,7 +642,7 @@ PLX_API plx_status plx_op_explain(plx_context *ctx, const char *op, const void *
     for (int32_t i = 0; i < p.n_in; i++)
         p.in[i].data = NULL;
     int32_t b = -1, d = -1;
-    st = route(ctx, p.def, &call, p.in_meta, p.out_meta, &b, &d, buf, cap);
+    st = router_route(ctx, p.def, &call, p.in_meta, p.out_meta, &b, &d, buf, cap);
     prepared_free(&p);
     return st;
 }

@@ -127,6 +127,11 @@ void host_api_init(plx_context *ctx);
 
 /* dispatch.c */
 void routes_free(plx_context *ctx);
+/* Picks the backend and device for a call (data pointers NULL) whose
+ * inputs/outputs are described by in_meta/out_meta. With `explain`, writes
+ * every candidate and the winner there instead of failing loudly. */
+plx_status router_route(plx_context *ctx, const op_def *def, const plx_op_call *call, const tensor_meta *in_meta,
+                        const tensor_meta *out_meta, int32_t *backend, int32_t *device, char *explain, size_t cap);
 
 /* tensor.c */
 struct plx_tensor {

@@ -1,0 +1,351 @@
+/* executor.c — planning (pruning, placement, memory) and running; see
+ * executor.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "executor.h"
+
+#define ALIGN 64
+
+static size_t value_bytes(const graph_value *v)
+{
+    size_t n = (size_t)meta_numel(&v->meta) * plx_dtype_size(v->meta.dtype);
+    return (n + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+/* ---- best-fit arena allocation over a sorted free list ------------------- */
+
+typedef struct block {
+    size_t off, size;
+} block;
+
+typedef struct arena_layout {
+    block *free;
+    int32_t n_free, cap_free;
+    size_t end; /* high-water mark */
+} arena_layout;
+
+static bool layout_alloc(arena_layout *a, size_t size, size_t *off)
+{
+    int32_t best = -1;
+    for (int32_t i = 0; i < a->n_free; i++)
+        if (a->free[i].size >= size && (best < 0 || a->free[i].size < a->free[best].size))
+            best = i;
+    if (best >= 0) {
+        *off = a->free[best].off;
+        a->free[best].off += size;
+        a->free[best].size -= size;
+        if (a->free[best].size == 0) {
+            memmove(&a->free[best], &a->free[best + 1], sizeof(block) * (size_t)(a->n_free - best - 1));
+            a->n_free--;
+        }
+        return true;
+    }
+    /* Grow from the end, absorbing a free block that touches it. */
+    if (a->n_free > 0 && a->free[a->n_free - 1].off + a->free[a->n_free - 1].size == a->end) {
+        *off = a->free[a->n_free - 1].off;
+        a->n_free--;
+        a->end = *off + size;
+        return true;
+    }
+    *off = a->end;
+    a->end += size;
+    return true;
+}
+
+static bool layout_release(arena_layout *a, size_t off, size_t size)
+{
+    if (size == 0)
+        return true;
+    if (a->n_free == a->cap_free) {
+        int32_t cap = a->cap_free ? a->cap_free * 2 : 32;
+        block *grown = realloc(a->free, sizeof *grown * (size_t)cap);
+        if (grown == NULL)
+            return false;
+        a->free = grown;
+        a->cap_free = cap;
+    }
+    int32_t i = 0;
+    while (i < a->n_free && a->free[i].off < off)
+        i++;
+    memmove(&a->free[i + 1], &a->free[i], sizeof(block) * (size_t)(a->n_free - i));
+    a->free[i] = (block){off, size};
+    a->n_free++;
+    /* Coalesce with neighbours. */
+    if (i + 1 < a->n_free && a->free[i].off + a->free[i].size == a->free[i + 1].off) {
+        a->free[i].size += a->free[i + 1].size;
+        memmove(&a->free[i + 1], &a->free[i + 2], sizeof(block) * (size_t)(a->n_free - i - 2));
+        a->n_free--;
+    }
+    if (i > 0 && a->free[i - 1].off + a->free[i - 1].size == a->free[i].off) {
+        a->free[i - 1].size += a->free[i].size;
+        memmove(&a->free[i], &a->free[i + 1], sizeof(block) * (size_t)(a->n_free - i - 1));
+        a->n_free--;
+    }
+    return true;
+}
+
+/* ---- plan ---------------------------------------------------------------- */
+
+void plan_free(exec_plan *p)
+{
+    if (p == NULL)
+        return;
+    for (int32_t i = 0; i < p->n_steps; i++)
+        free(p->steps[i].descs);
+    free(p->steps);
+    free(p->offset);
+    free(p->bound);
+    free(p->arena);
+    free(p);
+}
+
+static plx_status place_node(plx_graph *g, int32_t node, exec_step *s)
+{
+    plx_context *ctx = g->ctx;
+    const graph_node *n = &g->nodes[node];
+    const op_def *def = op_catalog_get(n->op_id);
+    s->node = node;
+    s->descs = calloc((size_t)(n->n_in + n->n_out + 1), sizeof *s->descs);
+    tensor_meta *metas = calloc((size_t)(n->n_in + n->n_out + 1), sizeof *metas);
+    if (s->descs == NULL || metas == NULL) {
+        free(metas);
+        return ctx_fail(ctx, PLX_OUT_OF_MEMORY, "plan: out of memory");
+    }
+    for (int32_t i = 0; i < n->n_in + n->n_out; i++) {
+        int32_t v = i < n->n_in ? n->in[i] : n->out[i - n->n_in];
+        graph_value *gv = &g->values[v];
+        metas[i] = gv->meta;
+        s->descs[i] = (plx_tensor_desc){.data = NULL, .device = {PLX_DL_CPU, 0}, .ndim = gv->meta.ndim,
+                                        .dtype = gv->meta.dtype, .shape = gv->meta.dims};
+    }
+    s->call = (plx_op_call){.struct_size = (uint32_t)sizeof s->call, .op_id = n->op_id,
+                            .op_name = op_name_of(ctx, n->op_id), .attrs = n->attrs, .n_inputs = n->n_in,
+                            .inputs = s->descs, .n_outputs = n->n_out, .outputs = s->descs + n->n_in};
+    plx_status st = router_route(ctx, def, &s->call, metas, metas + n->n_in, &s->backend, &s->device, NULL, 0);
+    free(metas);
+    if (st != PLX_OK) {
+        char what[768], msg[PLX_ERROR_CAP];
+        graph_describe_node(g, node, what, sizeof what);
+        snprintf(msg, sizeof msg, "%s", plx_last_error(ctx));
+        return ctx_fail(ctx, st, "node %d (%s): %s", (int)node, what, msg);
+    }
+    const backend_record *b = &ctx->backends[s->backend];
+    if ((b->devices[s->device].caps & PLX_DEVICE_CAP_HOST_MEMORY) == 0) {
+        char what[768];
+        graph_describe_node(g, node, what, sizeof what);
+        return ctx_fail(ctx, PLX_UNSUPPORTED,
+                        "node %d (%s) was placed on %s %s, which has its own memory; graph execution with "
+                        "device copies is not supported yet (rank a host-memory backend first)",
+                        (int)node, what, b->name, b->devices[s->device].name);
+    }
+    return PLX_OK;
+}
+
+plx_status plan_build(plx_graph *g, const int32_t *keep, int32_t n_keep, exec_plan **out)
+{
+    plx_context *ctx = g->ctx;
+    exec_plan *p = calloc(1, sizeof *p);
+    bool *needed_value = calloc((size_t)g->n_values + 1, sizeof *needed_value);
+    bool *needed_node = calloc((size_t)g->n_nodes + 1, sizeof *needed_node);
+    int32_t *last_use = malloc(sizeof(int32_t) * ((size_t)g->n_values + 1));
+    arena_layout layout = {0};
+    plx_status st = PLX_OK;
+    if (p == NULL || needed_value == NULL || needed_node == NULL || last_use == NULL) {
+        st = ctx_fail(ctx, PLX_OUT_OF_MEMORY, "plan: out of memory");
+        goto fail;
+    }
+    p->graph = g;
+    p->offset = malloc(sizeof(int64_t) * ((size_t)g->n_values + 1));
+    p->bound = calloc((size_t)g->n_values + 1, sizeof *p->bound);
+    p->steps = calloc((size_t)g->n_nodes + 1, sizeof *p->steps);
+    if (p->offset == NULL || p->bound == NULL || p->steps == NULL) {
+        st = ctx_fail(ctx, PLX_OUT_OF_MEMORY, "plan: out of memory");
+        goto fail;
+    }
+    for (int32_t i = 0; i < n_keep; i++) {
+        if (keep[i] < 0 || keep[i] >= g->n_values) {
+            st = ctx_fail(ctx, PLX_INVALID_ARGUMENT, "plan: value %d to keep is not in the graph", (int)keep[i]);
+            goto fail;
+        }
+        needed_value[keep[i]] = true;
+    }
+    /* Backwards: a node is needed if it produces a needed value or updates
+     * persistent state; its inputs are then needed. */
+    for (int32_t ni = g->n_nodes - 1; ni >= 0; ni--) {
+        const graph_node *n = &g->nodes[ni];
+        const op_def *def = op_catalog_get(n->op_id);
+        bool need = def != NULL && def->mutated_inputs != 0;
+        for (int32_t o = 0; o < n->n_out && !need; o++)
+            need = needed_value[n->out[o]];
+        if (!need)
+            continue;
+        needed_node[ni] = true;
+        for (int32_t i = 0; i < n->n_in; i++)
+            needed_value[n->in[i]] = true;
+    }
+    for (int32_t v = 0; v < g->n_values; v++) {
+        p->offset[v] = -1;
+        last_use[v] = -1;
+    }
+    for (int32_t ni = 0; ni < g->n_nodes; ni++) {
+        if (!needed_node[ni])
+            continue;
+        const graph_node *n = &g->nodes[ni];
+        for (int32_t i = 0; i < n->n_in + n->n_out; i++) {
+            int32_t v = i < n->n_in ? n->in[i] : n->out[i - n->n_in];
+            last_use[v] = p->n_steps;
+        }
+        st = place_node(g, ni, &p->steps[p->n_steps]);
+        p->n_steps++;
+        if (st != PLX_OK)
+            goto fail;
+    }
+    for (int32_t i = 0; i < n_keep; i++)
+        last_use[keep[i]] = INT32_MAX;
+    /* Memory: outputs are laid out before the step's dead values are
+     * released, so a step never writes over its own inputs. */
+    for (int32_t s = 0; s < p->n_steps; s++) {
+        const graph_node *n = &g->nodes[p->steps[s].node];
+        for (int32_t o = 0; o < n->n_out; o++) {
+            int32_t v = n->out[o];
+            size_t off;
+            layout_alloc(&layout, value_bytes(&g->values[v]), &off);
+            p->offset[v] = (int64_t)off;
+        }
+        for (int32_t i = 0; i < n->n_in + n->n_out; i++) {
+            int32_t v = i < n->n_in ? n->in[i] : n->out[i - n->n_in];
+            if (g->values[v].kind != VALUE_TEMP || last_use[v] != s)
+                continue;
+            last_use[v] = -2; /* released once even if a node reads it twice */
+            if (!layout_release(&layout, (size_t)p->offset[v], value_bytes(&g->values[v]))) {
+                st = ctx_fail(ctx, PLX_OUT_OF_MEMORY, "plan: out of memory");
+                goto fail;
+            }
+        }
+    }
+    p->arena_bytes = layout.end;
+    p->arena = aligned_alloc(ALIGN, layout.end ? layout.end : ALIGN);
+    if (p->arena == NULL) {
+        st = ctx_fail(ctx, PLX_OUT_OF_MEMORY, "plan: cannot allocate the %zu-byte arena", layout.end);
+        goto fail;
+    }
+    /* Temps' data pointers are fixed now; persistent ones come with plan_bind. */
+    for (int32_t s = 0; s < p->n_steps; s++) {
+        const graph_node *n = &g->nodes[p->steps[s].node];
+        for (int32_t i = 0; i < n->n_in + n->n_out; i++) {
+            int32_t v = i < n->n_in ? n->in[i] : n->out[i - n->n_in];
+            if (g->values[v].kind == VALUE_TEMP)
+                p->steps[s].descs[i].data = p->arena + p->offset[v];
+        }
+    }
+    free(layout.free);
+    free(needed_value);
+    free(needed_node);
+    free(last_use);
+    *out = p;
+    return PLX_OK;
+fail:
+    free(layout.free);
+    free(needed_value);
+    free(needed_node);
+    free(last_use);
+    plan_free(p);
+    return st;
+}
+
+plx_status plan_bind(exec_plan *p, int32_t value, plx_tensor *t)
+{
+    plx_graph *g = p->graph;
+    if (value < 0 || value >= g->n_values || g->values[value].kind == VALUE_TEMP)
+        return ctx_fail(g->ctx, PLX_INVALID_ARGUMENT, "plan: value %d is not a persistent value", (int)value);
+    const graph_value *gv = &g->values[value];
+    tensor_meta m;
+    meta_from_desc(&m, &t->desc);
+    if (!plx_dtype_equal(m.dtype, gv->meta.dtype) || !meta_same_shape(&m, &gv->meta) || !desc_is_compact(&t->desc)) {
+        char a[160], b[160];
+        return ctx_fail(g->ctx, PLX_SHAPE_MISMATCH, "'%s' expects a compact %s, got %s", gv->name,
+                        meta_format(&gv->meta, a, sizeof a), meta_format(&m, b, sizeof b));
+    }
+    p->bound[value] = t;
+    void *data = plx_desc_ptr(&t->desc);
+    for (int32_t s = 0; s < p->n_steps; s++) {
+        const graph_node *n = &g->nodes[p->steps[s].node];
+        for (int32_t i = 0; i < n->n_in + n->n_out; i++) {
+            int32_t v = i < n->n_in ? n->in[i] : n->out[i - n->n_in];
+            if (v == value)
+                p->steps[s].descs[i].data = data;
+        }
+    }
+    return PLX_OK;
+}
+
+plx_status plan_run(exec_plan *p)
+{
+    plx_graph *g = p->graph;
+    plx_context *ctx = g->ctx;
+    for (int32_t s = 0; s < p->n_steps; s++) {
+        exec_step *step = &p->steps[s];
+        const graph_node *n = &g->nodes[step->node];
+        for (int32_t i = 0; i < n->n_in; i++)
+            if (g->values[n->in[i]].kind != VALUE_TEMP && p->bound[n->in[i]] == NULL)
+                return ctx_fail(ctx, PLX_INVALID_ARGUMENT, "plan: '%s' is not bound", g->values[n->in[i]].name);
+        backend_record *b = &ctx->backends[step->backend];
+        thread_state *ts = thread_state_get(ctx);
+        if (ts != NULL)
+            ts->error[0] = '\0';
+        plx_status st = b->api.run(b->state, step->device, &step->call);
+        if (st != PLX_OK) {
+            char what[768], detail[PLX_ERROR_CAP];
+            graph_describe_node(g, step->node, what, sizeof what);
+            snprintf(detail, sizeof detail, "%s", ts != NULL && ts->error[0] ? ts->error : plx_status_text(st));
+            return ctx_fail(ctx, st, "node %d (%s) on backend %s: %s", (int)step->node, what, b->name, detail);
+        }
+    }
+    return PLX_OK;
+}
+
+void *plan_value_data(const exec_plan *p, int32_t value)
+{
+    if (value < 0 || value >= p->graph->n_values)
+        return NULL;
+    if (p->bound[value] != NULL)
+        return plx_desc_ptr(&p->bound[value]->desc);
+    if (p->offset[value] >= 0)
+        return p->arena + p->offset[value];
+    return NULL;
+}
+
+size_t plan_arena_bytes(const exec_plan *p)
+{
+    return p->arena_bytes;
+}
+
+void plan_describe(const exec_plan *p, int explain, void (*emit)(void *user, const char *line), void *user)
+{
+    plx_graph *g = p->graph;
+    plx_context *ctx = g->ctx;
+    for (int32_t s = 0; s < p->n_steps; s++) {
+        const exec_step *step = &p->steps[s];
+        char what[768], line[PLX_ERROR_CAP * 2];
+        graph_describe_node(g, step->node, what, sizeof what);
+        const backend_record *b = &ctx->backends[step->backend];
+        snprintf(line, sizeof line, "%4d  %-12s %-6s %s", (int)s, b->name, b->devices[step->device].name, what);
+        emit(user, line);
+        if (explain) {
+            char buf[4096];
+            tensor_meta metas[24];
+            const graph_node *n = &g->nodes[step->node];
+            int32_t k = n->n_in + n->n_out;
+            if (k > 24)
+                continue;
+            for (int32_t i = 0; i < k; i++)
+                metas[i] = g->values[i < n->n_in ? n->in[i] : n->out[i - n->n_in]].meta;
+            plx_op_call call = step->call;
+            int32_t bi, di;
+            router_route(ctx, op_catalog_get(n->op_id), &call, metas, metas + n->n_in, &bi, &di, buf, sizeof buf);
+            emit(user, buf);
+        }
+    }
+}

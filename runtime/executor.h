@@ -1,0 +1,64 @@
+/*
+ * executor.h — internal: turning a graph into a plan and running it.
+ *
+ * plan_build keeps the nodes needed for the requested values plus every node
+ * that updates persistent state (optimizer steps, batch-norm running stats),
+ * routes each through the router once, and lays out every temporary value in
+ * one arena, reusing memory by liveness (best fit, 64-byte aligned), so the
+ * step's memory is known before the first run. Persistent values (inputs,
+ * params, state) are tensors the caller binds. plan_run then only calls
+ * kernels: no allocation, no routing, no shape checks per step.
+ *
+ * Devices: today every backend computes on host memory, so values need no
+ * copies; a node routed to a device with its own memory is refused at
+ * plan time with a message (copy nodes come with the first such backend).
+ */
+#ifndef PLX_EXECUTOR_H
+#define PLX_EXECUTOR_H
+
+#include "graph.h"
+
+typedef struct exec_step {
+    int32_t node;
+    int32_t backend;
+    int32_t device;
+    plx_op_call call;
+    plx_tensor_desc *descs; /* n_in then n_out */
+} exec_step;
+
+typedef struct exec_plan {
+    plx_graph *graph;      /* borrowed; must not change while the plan lives */
+    exec_step *steps;
+    int32_t n_steps;
+    int64_t *offset;       /* per value: arena offset of temps, -1 for others/unused */
+    plx_tensor **bound;    /* per value: the caller's tensor for persistent values */
+    unsigned char *arena;
+    size_t arena_bytes;
+} exec_plan;
+
+/* Builds a plan computing values keep[0..n_keep) (they stay readable after
+ * plan_run) and every state update. Fails naming the node that no backend
+ * can run. */
+plx_status plan_build(plx_graph *g, const int32_t *keep, int32_t n_keep, exec_plan **out);
+void plan_free(exec_plan *p);
+
+/* Binds a persistent value (input, param, state) to a tensor of exactly its
+ * dtype and shape (compact host memory). The tensor is borrowed until the
+ * plan is freed or the value rebound. */
+plx_status plan_bind(exec_plan *p, int32_t value, plx_tensor *t);
+
+/* Runs every step in order. All persistent values used must be bound. */
+plx_status plan_run(exec_plan *p);
+
+/* Data of any value after a run (temps from the arena, persistent from
+ * their tensor); NULL if the value is not materialized by this plan. */
+void *plan_value_data(const exec_plan *p, int32_t value);
+
+/* Bytes of the temporaries' arena (the step's peak working memory). */
+size_t plan_arena_bytes(const exec_plan *p);
+
+/* Writes one line per step: node, backend, device, and the router's reasons
+ * (explain != 0 adds every candidate). */
+void plan_describe(const exec_plan *p, int explain, void (*emit)(void *user, const char *line), void *user);
+
+#endif
