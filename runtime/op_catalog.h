@@ -36,6 +36,16 @@ typedef struct op_infer_args {
 } op_infer_args;
 
 typedef plx_status (*op_infer_fn)(op_infer_args *args);
+
+/* Gradient rule (autodiff.h has the helpers rules build with). dy[o] is the
+ * gradient value of output o, or -1 when nothing downstream needs it (treat
+ * as zeros). need[i] says whether input i wants a gradient; the rule writes
+ * dx[i] (a value id) for those, or leaves -1 when the input has none (an
+ * index, a target). */
+struct grad_ctx;
+struct graph_node;
+typedef plx_status (*op_grad_fn)(struct grad_ctx *gc, const struct graph_node *node, const int32_t *dy,
+                                 const bool *need, int32_t *dx);
 /* Work in "flop-equivalents" for the default cost estimate. */
 typedef double (*op_work_fn)(const op_infer_args *args);
 
@@ -51,6 +61,7 @@ typedef struct op_def {
     const void *attrs_default;  /* the PLX_*_ATTRS_DEFAULT value, or NULL (all zero but struct_size) */
     op_infer_fn infer;
     op_work_fn work;            /* NULL: number of output elements */
+    op_grad_fn grad;            /* NULL: the op has no gradient (indices, sources, updates) */
 } op_def;
 
 /* The def of a core op id, or NULL. */

@@ -7,6 +7,7 @@
  */
 #include <math.h>
 
+#include "../autodiff.h"
 #include "../op_catalog.h"
 
 static const plx_leaky_relu_attrs leaky_relu_default = PLX_LEAKY_RELU_ATTRS_DEFAULT;
@@ -185,13 +186,143 @@ static double work_heavy(const op_infer_args *args)
     return 20.0 * (double)meta_numel(&args->outputs[0]);
 }
 
-#define UNARY_DEF(id, work) {PLX_OP_##id, 1, 1, 1, 0, 0, NULL, infer_unary, work}
+
+/* ---- Gradient rules ------------------------------------------------------ */
+
+/* Unary: dx = <op>_grad(dy, x) with the forward attrs. */
+static plx_status grad_unary(grad_ctx *gc, const graph_node *n, const int32_t *dy, const bool *need, int32_t *dx)
+{
+    (void)need;
+    if (dy[0] < 0)
+        return PLX_OK;
+    int32_t in[2] = {dy[0], n->in[0]};
+    dx[0] = grad_op(gc, n->op_id - PLX_OP_NEG + PLX_OP_NEG_GRAD, n->attrs, in, 2);
+    return dx[0] < 0 ? grad_status(gc) : PLX_OK;
+}
+
+static int32_t binary(grad_ctx *gc, int32_t op, int32_t a, int32_t b)
+{
+    int32_t in[2] = {a, b};
+    return grad_op(gc, op, NULL, in, 2);
+}
+
+static int32_t scalar(grad_ctx *gc, float value)
+{
+    tensor_meta m = {.dtype = PLX_F32, .ndim = 0};
+    return grad_fill(gc, value, &m);
+}
+
+static int32_t as_float(grad_ctx *gc, int32_t mask)
+{
+    plx_cast_attrs c = {sizeof c, PLX_F32};
+    return grad_op(gc, PLX_OP_CAST, &c, &mask, 1);
+}
+
+/* Broadcasting arithmetic: the local derivative, then summed back to each
+ * input's shape. maximum/minimum split the gradient evenly on ties, as
+ * PyTorch does. */
+static plx_status grad_arith(grad_ctx *gc, const graph_node *n, const int32_t *dy, const bool *need, int32_t *dx)
+{
+    int32_t g = dy[0], a = n->in[0], b = n->in[1], y = n->out[0];
+    if (g < 0)
+        return PLX_OK;
+    int32_t ga = -1, gb = -1;
+    switch (n->op_id) {
+    case PLX_OP_ADD:
+        ga = g;
+        gb = g;
+        break;
+    case PLX_OP_SUB:
+        ga = g;
+        gb = need[1] ? grad_op(gc, PLX_OP_NEG, NULL, &g, 1) : -1;
+        break;
+    case PLX_OP_MUL:
+        ga = need[0] ? binary(gc, PLX_OP_MUL, g, b) : -1;
+        gb = need[1] ? binary(gc, PLX_OP_MUL, g, a) : -1;
+        break;
+    case PLX_OP_DIV: /* d/da = g / b; d/db = -g * y / b */
+        ga = need[0] ? binary(gc, PLX_OP_DIV, g, b) : -1;
+        if (need[1]) {
+            int32_t gy = binary(gc, PLX_OP_MUL, g, y);
+            int32_t q = gy < 0 ? -1 : binary(gc, PLX_OP_DIV, gy, b);
+            gb = q < 0 ? -1 : grad_op(gc, PLX_OP_NEG, NULL, &q, 1);
+        }
+        break;
+    case PLX_OP_POW: /* d/da = g * b * a^(b-1) = g * b * y / a; d/db = g * y * log(a) */
+        if (need[0]) {
+            int32_t one = scalar(gc, 1.0f);
+            int32_t bm1 = one < 0 ? -1 : binary(gc, PLX_OP_SUB, b, one);
+            int32_t p = bm1 < 0 ? -1 : binary(gc, PLX_OP_POW, a, bm1);
+            int32_t bp = p < 0 ? -1 : binary(gc, PLX_OP_MUL, b, p);
+            ga = bp < 0 ? -1 : binary(gc, PLX_OP_MUL, g, bp);
+        }
+        if (need[1]) {
+            int32_t la = grad_op(gc, PLX_OP_LOG, NULL, &a, 1);
+            int32_t yl = la < 0 ? -1 : binary(gc, PLX_OP_MUL, y, la);
+            gb = yl < 0 ? -1 : binary(gc, PLX_OP_MUL, g, yl);
+        }
+        break;
+    case PLX_OP_MAXIMUM:
+    case PLX_OP_MINIMUM: {
+        int32_t wins = binary(gc, n->op_id == PLX_OP_MAXIMUM ? PLX_OP_GT : PLX_OP_LT, a, b);
+        int32_t ties = binary(gc, PLX_OP_EQ, a, b);
+        int32_t wf = wins < 0 ? -1 : as_float(gc, wins), tf = ties < 0 ? -1 : as_float(gc, ties);
+        int32_t half = scalar(gc, 0.5f);
+        int32_t th = tf < 0 || half < 0 ? -1 : binary(gc, PLX_OP_MUL, tf, half);
+        int32_t share_a = wf < 0 || th < 0 ? -1 : binary(gc, PLX_OP_ADD, wf, th);
+        ga = need[0] && share_a >= 0 ? binary(gc, PLX_OP_MUL, g, share_a) : -1;
+        if (need[1] && share_a >= 0) {
+            int32_t one = scalar(gc, 1.0f);
+            int32_t share_b = one < 0 ? -1 : binary(gc, PLX_OP_SUB, one, share_a);
+            gb = share_b < 0 ? -1 : binary(gc, PLX_OP_MUL, g, share_b);
+        }
+        break;
+    }
+    default:
+        return PLX_INTERNAL;
+    }
+    if (need[0]) {
+        dx[0] = grad_sum_to(gc, ga, grad_meta(gc, a));
+        if (dx[0] < 0)
+            return grad_status(gc);
+    }
+    if (need[1]) {
+        dx[1] = grad_sum_to(gc, gb, grad_meta(gc, b));
+        if (dx[1] < 0)
+            return grad_status(gc);
+    }
+    return PLX_OK;
+}
+
+/* where(c, a, b): the gradient flows to a where c holds, to b elsewhere. */
+static plx_status grad_where(grad_ctx *gc, const graph_node *n, const int32_t *dy, const bool *need, int32_t *dx)
+{
+    int32_t g = dy[0];
+    if (g < 0)
+        return PLX_OK;
+    int32_t zero = scalar(gc, 0.0f);
+    if (zero < 0)
+        return grad_status(gc);
+    for (int32_t side = 1; side <= 2; side++) {
+        if (!need[side])
+            continue;
+        int32_t in[3] = {n->in[0], side == 1 ? g : zero, side == 1 ? zero : g};
+        int32_t picked = grad_op(gc, PLX_OP_WHERE, NULL, in, 3);
+        dx[side] = grad_sum_to(gc, picked, grad_meta(gc, n->in[side]));
+        if (dx[side] < 0)
+            return grad_status(gc);
+    }
+    return PLX_OK;
+}
+
+#define UNARY_DEF(id, work) {PLX_OP_##id, 1, 1, 1, 0, 0, NULL, infer_unary, work, grad_unary}
 #define UNARY_DEF_ATTRS(id, type, deflt, work)                                                                \
-    {PLX_OP_##id, 1, 1, 1, 0, sizeof(type), &deflt, infer_unary, work}
+    {PLX_OP_##id, 1, 1, 1, 0, sizeof(type), &deflt, infer_unary, work, grad_unary}
 #define GRAD_DEF(id, work) {PLX_OP_##id, 2, 2, 1, 0, 0, NULL, infer_unary_grad, work}
 #define GRAD_DEF_ATTRS(id, type, deflt, work)                                                                 \
     {PLX_OP_##id, 2, 2, 1, 0, sizeof(type), &deflt, infer_unary_grad, work}
-#define BINARY_DEF(id, infer, work) {PLX_OP_##id, 2, 2, 1, 0, 0, NULL, infer, work}
+#define BINARY_DEF(id, infer, work) {PLX_OP_##id, 2, 2, 1, 0, 0, NULL, infer, work, NULL}
+#define ARITH_DEF(id, work) {PLX_OP_##id, 2, 2, 1, 0, 0, NULL, infer_arith, work, grad_arith}
 
 const op_def op_defs_elementwise[] = {
     UNARY_DEF(NEG, work_cheap),
@@ -226,13 +357,13 @@ const op_def op_defs_elementwise[] = {
     GRAD_DEF_ATTRS(SOFTPLUS_GRAD, plx_softplus_attrs, softplus_default, work_heavy),
     GRAD_DEF_ATTRS(CLAMP_GRAD, plx_clamp_attrs, clamp_default, work_cheap),
 
-    BINARY_DEF(ADD, infer_arith, work_cheap),
-    BINARY_DEF(SUB, infer_arith, work_cheap),
-    BINARY_DEF(MUL, infer_arith, work_cheap),
-    BINARY_DEF(DIV, infer_arith, work_cheap),
-    BINARY_DEF(POW, infer_arith, work_heavy),
-    BINARY_DEF(MAXIMUM, infer_arith, work_cheap),
-    BINARY_DEF(MINIMUM, infer_arith, work_cheap),
+    ARITH_DEF(ADD, work_cheap),
+    ARITH_DEF(SUB, work_cheap),
+    ARITH_DEF(MUL, work_cheap),
+    ARITH_DEF(DIV, work_cheap),
+    ARITH_DEF(POW, work_heavy),
+    ARITH_DEF(MAXIMUM, work_cheap),
+    ARITH_DEF(MINIMUM, work_cheap),
 
     BINARY_DEF(EQ, infer_compare, work_cheap),
     BINARY_DEF(NE, infer_compare, work_cheap),
@@ -241,6 +372,6 @@ const op_def op_defs_elementwise[] = {
     BINARY_DEF(GT, infer_compare, work_cheap),
     BINARY_DEF(GE, infer_compare, work_cheap),
 
-    {PLX_OP_WHERE, 3, 3, 1, 0, 0, NULL, infer_where, work_cheap},
+    {PLX_OP_WHERE, 3, 3, 1, 0, 0, NULL, infer_where, work_cheap, grad_where},
 };
 const size_t op_defs_elementwise_count = sizeof(op_defs_elementwise) / sizeof(op_defs_elementwise[0]);

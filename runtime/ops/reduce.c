@@ -6,6 +6,7 @@
  * and gives i64 indices. As in PyTorch, max, min and argmax of an empty
  * set are errors, while the sum of one is 0 and the mean NaN.
  */
+#include "../autodiff.h"
 #include "../op_catalog.h"
 
 static const plx_reduce_attrs reduce_default = PLX_REDUCE_ATTRS_DEFAULT;
@@ -117,7 +118,65 @@ static double work_input(const op_infer_args *args)
     return (double)meta_numel(&args->inputs[0]);
 }
 
-#define REDUCE_DEF(id) {PLX_OP_##id, 1, 1, 1, 0, sizeof(plx_reduce_attrs), &reduce_default, infer_reduce, work_input}
+#define REDUCE_DEF(id) {PLX_OP_##id, 1, 1, 1, 0, sizeof(plx_reduce_attrs), &reduce_default, infer_reduce, work_input, grad_reduce}
+
+
+/* ---- Gradient rules ------------------------------------------------------ */
+
+/* The reduced output's shape with the reduced axes kept as size 1. */
+static void keepdims_meta(const tensor_meta *x, const plx_reduce_attrs *a, tensor_meta *out)
+{
+    *out = *x;
+    if (a->n_axes == 0) {
+        for (int32_t d = 0; d < x->ndim; d++)
+            out->dims[d] = 1;
+        return;
+    }
+    for (int32_t k = 0; k < a->n_axes; k++) {
+        int32_t d = a->axes[k] < 0 ? a->axes[k] + x->ndim : a->axes[k];
+        out->dims[d] = 1;
+    }
+}
+
+/* sum/mean spread dy evenly; max/min send it to the extreme elements,
+ * split evenly among ties (PyTorch's amax/amin rule). */
+static plx_status grad_reduce(grad_ctx *gc, const graph_node *n, const int32_t *dy, const bool *need, int32_t *dx)
+{
+    (void)need;
+    if (dy[0] < 0)
+        return PLX_OK;
+    int32_t x = n->in[0];
+    const tensor_meta xm = *grad_meta(gc, x);
+    tensor_meta km;
+    keepdims_meta(&xm, (const plx_reduce_attrs *)n->attrs, &km);
+    int32_t g = grad_reshape(gc, dy[0], &km);
+    if (g < 0)
+        return grad_status(gc);
+    if (n->op_id == PLX_OP_SUM || n->op_id == PLX_OP_MEAN) {
+        if (n->op_id == PLX_OP_MEAN) {
+            int64_t count = meta_numel(&km) ? meta_numel(&xm) / meta_numel(&km) : 0;
+            tensor_meta sm = {.dtype = PLX_F32, .ndim = 0};
+            int32_t c = grad_fill(gc, count ? 1.0f / (float)count : 0.0f, &sm);
+            int32_t in[2] = {g, c};
+            g = c < 0 ? -1 : grad_op(gc, PLX_OP_MUL, NULL, in, 2);
+        }
+        dx[0] = grad_expand(gc, g, &xm);
+        return dx[0] < 0 ? grad_status(gc) : PLX_OK;
+    }
+    int32_t y = grad_reshape(gc, n->out[0], &km);
+    int32_t eq_in[2] = {x, y};
+    int32_t hit = y < 0 ? -1 : grad_op(gc, PLX_OP_EQ, NULL, eq_in, 2);
+    plx_cast_attrs c = {sizeof c, PLX_F32};
+    int32_t mask = hit < 0 ? -1 : grad_op(gc, PLX_OP_CAST, &c, &hit, 1);
+    plx_reduce_attrs count_attrs = *(const plx_reduce_attrs *)n->attrs;
+    count_attrs.keepdims = 1;
+    int32_t ties = mask < 0 ? -1 : grad_op(gc, PLX_OP_SUM, &count_attrs, &mask, 1);
+    int32_t div_in[2] = {g, ties};
+    int32_t share = ties < 0 ? -1 : grad_op(gc, PLX_OP_DIV, NULL, div_in, 2);
+    int32_t mul_in[2] = {mask, share};
+    dx[0] = share < 0 ? -1 : grad_op(gc, PLX_OP_MUL, NULL, mul_in, 2);
+    return dx[0] < 0 ? grad_status(gc) : PLX_OK;
+}
 
 const op_def op_defs_reduce[] = {
     REDUCE_DEF(SUM),
