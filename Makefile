@@ -52,7 +52,11 @@ CPU_BLAS_SRC := $(wildcard plugins/cpu_blas/*.c)
 CPU_BLAS_OBJ := $(CPU_BLAS_SRC:%.c=$(BUILD)/obj/%.o)
 CPU_BLAS := $(BUILD)/plugins/libplexus-cpu_blas.so
 
-PLUGINS := $(CPU_BLAS)
+LAYERS_SRC := $(wildcard plugins/layers/*.c)
+LAYERS_OBJ := $(LAYERS_SRC:%.c=$(BUILD)/obj/%.o)
+LAYERS := $(BUILD)/plugins/libplexus-layers.so
+
+PLUGINS := $(CPU_BLAS) $(if $(LAYERS_SRC),$(LAYERS))
 
 # ---- tests -------------------------------------------------------------------
 TEST_SRC := $(filter-out tests/test_util.c,$(shell find tests -name 'test_*.c' 2>/dev/null | sort))
@@ -96,6 +100,10 @@ $(PREFIX_STAMP): FORCE
 	@if [ "$$(cat $@ 2>/dev/null)" != "$(PREFIX)" ]; then echo "$(PREFIX)" > $@; fi
 FORCE:
 $(BUILD)/obj/runtime/loader.o: $(PREFIX_STAMP)
+
+$(LAYERS): $(LAYERS_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^ $(ALL_LDFLAGS) -lm
 
 $(BUILD)/plexus.pc: Makefile $(PREFIX_STAMP)
 	@mkdir -p $(dir $@)

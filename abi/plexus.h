@@ -150,6 +150,29 @@ typedef struct plx_device_desc {
 PLX_API plx_status plx_device_get(const plx_context *ctx, size_t backend, int32_t device,
                                   plx_device_desc *desc);
 
+typedef struct plx_layer_info {
+    uint32_t struct_size;
+    const char *name;        /* "dense", "acme.gated" */
+    const char *description;
+    int32_t plugin_index;    /* for plx_plugin_get */
+    int32_t n_keys;          /* configuration keys (plx_layer_key_get) */
+} plx_layer_info;
+
+/* Layer types provided by loaded plugins, in load order. */
+PLX_API size_t plx_layer_count(const plx_context *ctx);
+PLX_API plx_status plx_layer_get(const plx_context *ctx, size_t index, plx_layer_info *info);
+
+typedef struct plx_layer_key_info {
+    uint32_t struct_size;
+    const char *name;
+    const char *type;          /* "int", "float", "bool", "string", "ints" */
+    int32_t required;
+    const char *default_json;  /* "" when required */
+    const char *doc;
+} plx_layer_key_info;
+
+PLX_API plx_status plx_layer_key_get(const plx_context *ctx, size_t layer, int32_t key, plx_layer_key_info *info);
+
 /* Number of ops known (core ops and those interned by plugins). */
 PLX_API size_t plx_op_count(const plx_context *ctx);
 /* Name of op `id`, or NULL. */

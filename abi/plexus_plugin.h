@@ -52,6 +52,35 @@ extern "C" {
 
 /* ---- What the runtime gives a plugin ------------------------------------- */
 
+/* ---- Graph-building types (ABI 1.1) ------------------------------------- */
+
+/* A value (tensor) of a graph under construction. */
+typedef int32_t plx_value;
+/* The runtime's graph and a layer's validated configuration (opaque). */
+struct plx_graph;
+struct plx_layer_config;
+
+/* Parameter initializers. fan_in / fan_out follow PyTorch: shape[1] and
+ * shape[0] times the receptive field (product of dims 2..). */
+enum {
+    PLX_INIT_ZEROS = 0,
+    PLX_INIT_ONES = 1,
+    PLX_INIT_CONSTANT = 2,       /* a */
+    PLX_INIT_XAVIER_UNIFORM = 3, /* gain (default 1) */
+    PLX_INIT_XAVIER_NORMAL = 4,
+    PLX_INIT_HE_UNIFORM = 5,     /* Kaiming, fan_in, gain (default sqrt(2), ReLU) */
+    PLX_INIT_HE_NORMAL = 6,
+    PLX_INIT_UNIFORM = 7,        /* [a, b) */
+    PLX_INIT_NORMAL = 8          /* mean a, std b */
+};
+
+typedef struct plx_initializer {
+    uint32_t struct_size;
+    int32_t kind; /* PLX_INIT_* */
+    float a, b;
+    float gain; /* 0: the kind's default */
+} plx_initializer;
+
 /* Body of one parallel loop chunk: handles [begin, end). */
 typedef void (*plx_range_fn)(void *arg, int64_t begin, int64_t end);
 
@@ -95,6 +124,40 @@ typedef struct plx_host_api {
 
     /* Name of an op id, or NULL. Thread-safe. */
     const char *(*op_name)(void *host, int32_t op_id);
+
+    /* ---- ABI 1.1: building graphs, for layer types. Valid only inside a
+     * layer's build(); `g` is the graph being built. Errors set the message
+     * (naming the layer, op and shapes) and return non-OK; build() should
+     * return that status. ---- */
+
+    /* Adds a node running `op` ("core.conv2d") on inputs; its outputs'
+     * shapes are inferred and checked here. attrs as plx_op_run takes them. */
+    plx_status (*graph_op)(void *host, struct plx_graph *g, const char *op, const void *attrs,
+                           const plx_value *inputs, int32_t n_inputs, plx_value *outputs, int32_t n_outputs);
+    /* Declares a trainable parameter of the layer being built; `name` is
+     * relative ("weight" in layer "conv1" is "conv1.weight" in checkpoints). */
+    plx_status (*graph_param)(void *host, struct plx_graph *g, const char *name, int32_t ndim,
+                              const int64_t *shape, const plx_initializer *init, plx_value *out);
+    /* Declares persistent, non-trainable state (batch-norm running stats). */
+    plx_status (*graph_state)(void *host, struct plx_graph *g, const char *name, int32_t ndim,
+                              const int64_t *shape, const plx_initializer *init, plx_value *out);
+    /* dtype and shape of a value (shape has room for PLX_MAX_DIMS). */
+    plx_status (*graph_value_info)(void *host, const struct plx_graph *g, plx_value value, plx_dtype *dtype,
+                                   int32_t *ndim, int64_t *shape);
+    /* Reads a validated config value of the layer (the runtime checked its
+     * type against the layer's keys and applied defaults). */
+    plx_status (*config_int)(void *host, const struct plx_layer_config *config, const char *key, int64_t *out);
+    plx_status (*config_float)(void *host, const struct plx_layer_config *config, const char *key,
+                               double *out);
+    plx_status (*config_bool)(void *host, const struct plx_layer_config *config, const char *key,
+                              int32_t *out);
+    /* The string lives as long as the config. */
+    plx_status (*config_string)(void *host, const struct plx_layer_config *config, const char *key,
+                                const char **out);
+    /* Up to cap integers; *count gets how many the value has (a scalar
+     * counts as one, so "kernel": 3 and "kernel": [3, 3] both work). */
+    plx_status (*config_ints)(void *host, const struct plx_layer_config *config, const char *key,
+                              int64_t *out, int32_t cap, int32_t *count);
 } plx_host_api;
 
 /* ---- What a backend gives the runtime ------------------------------------ */
@@ -174,6 +237,55 @@ typedef struct plx_backend_api {
     plx_status (*run)(void *state, int32_t device, const plx_op_call *call);
 } plx_backend_api;
 
+/* ---- What a layer type gives the runtime (ABI 1.1) ---------------------- */
+
+enum {
+    PLX_CONFIG_INT = 0,
+    PLX_CONFIG_FLOAT = 1,
+    PLX_CONFIG_BOOL = 2,
+    PLX_CONFIG_STRING = 3,
+    PLX_CONFIG_INTS = 4 /* an integer or a list of integers */
+};
+
+/* One configuration key a layer accepts in model files. */
+typedef struct plx_config_key {
+    uint32_t struct_size;
+    const char *name;          /* "filters" */
+    int32_t type;              /* PLX_CONFIG_* */
+    int32_t required;          /* 1: must be given; 0: default_json applies */
+    const char *default_json;  /* default as JSON text ("3", "[1, 1]", "\"same\"", "true"), NULL if required */
+    const char *doc;           /* one line, for error messages and listings */
+} plx_config_key;
+
+typedef struct plx_layer_build {
+    uint32_t struct_size;
+    const char *name;                      /* the instance's name in the model ("conv1") */
+    const struct plx_layer_config *config; /* validated against the type's keys */
+    int32_t training;                      /* 1: the training graph; 0: inference */
+    uint64_t seed;                         /* per-instance seed (dropout masks) */
+    struct plx_graph *graph;
+    int32_t n_inputs;
+    const plx_value *inputs;
+} plx_layer_build;
+
+/* A layer type: its config keys and a build() that adds core ops (and its
+ * parameters) to the graph through the host API. Backward comes from the
+ * runtime's autodiff over those ops. */
+typedef struct plx_layer_type {
+    uint32_t struct_size;
+    const char *name;        /* as used in model files: "dense", or "acme.gated" for third parties */
+    const char *description; /* one line */
+    /* n_keys entries, all with the same struct_size: the runtime steps
+     * through the array by keys[0].struct_size, so the key struct can grow. */
+    const plx_config_key *keys;
+    int32_t n_keys;
+    int32_t min_inputs;      /* usually 1; add/concat take 2 or more */
+    int32_t max_inputs;      /* -1: unbounded */
+    /* Writes up to max_outputs values and their count. */
+    plx_status (*build)(const plx_host_api *host, const plx_layer_build *b, plx_value *outputs,
+                        int32_t max_outputs, int32_t *n_outputs);
+} plx_layer_type;
+
 /* ---- The descriptor ----------------------------------------------------- */
 
 typedef struct plx_plugin_desc {
@@ -200,6 +312,11 @@ typedef struct plx_plugin_desc {
 
     /* The backend this plugin provides, or NULL. */
     const plx_backend_api *backend;
+
+    /* ABI 1.1: layer types this plugin provides (an array of pointers, so
+     * each struct can grow on its own). */
+    const plx_layer_type *const *layers;
+    int32_t n_layers;
 } plx_plugin_desc;
 
 typedef const plx_plugin_desc *(*plx_plugin_entry_fn)(void);

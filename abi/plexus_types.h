@@ -23,7 +23,7 @@ extern "C" {
  * may differ both ways (fields are appended, readers never read past the
  * writer's struct_size). */
 #define PLX_ABI_MAJOR 1
-#define PLX_ABI_MINOR 0
+#define PLX_ABI_MINOR 1
 
 /* Largest tensor rank the runtime handles. */
 #define PLX_MAX_DIMS 8

@@ -302,4 +302,5 @@ void host_api_init(plx_context *ctx)
     h->num_threads = host_num_threads;
     h->op_intern = host_op_intern;
     h->op_name = host_op_name;
+    host_api_init_layers(h);
 }

@@ -57,7 +57,7 @@ int32_t graph_find(const plx_graph *g, const char *name)
 }
 
 plx_status graph_add_named(plx_graph *g, value_kind kind, const char *name, plx_dtype dtype, int32_t ndim,
-                           const int64_t *dims, const init_spec *init, int32_t *out)
+                           const int64_t *dims, const plx_initializer *init, int32_t *out)
 {
     if (name == NULL || name[0] == '\0' || strlen(name) > 255)
         return ctx_fail(g->ctx, PLX_INVALID_ARGUMENT, "%s: a graph value needs a name of 1 to 255 characters",
@@ -81,8 +81,13 @@ plx_status graph_add_named(plx_graph *g, value_kind kind, const char *name, plx_
     v->kind = kind;
     v->name = strdup(name);
     v->trainable = kind == VALUE_PARAM;
-    if (init != NULL)
-        v->init = *init;
+    v->init.struct_size = (uint32_t)sizeof v->init;
+    if (init != NULL) {
+        /* A plugin's initializer may be shorter (older minor): zero-extend. */
+        size_t n = init->struct_size < sizeof v->init ? init->struct_size : sizeof v->init;
+        memcpy(&v->init, init, n);
+        v->init.struct_size = (uint32_t)sizeof v->init;
+    }
     if (v->name == NULL) {
         g->n_values--;
         return ctx_fail(g->ctx, PLX_OUT_OF_MEMORY, "graph: out of memory");

@@ -20,33 +20,13 @@ typedef enum value_kind {
     VALUE_TEMP = 3   /* produced by a node, lives in the step's memory plan */
 } value_kind;
 
-/* Parameter initializers (fan_in/fan_out computed from the shape as PyTorch:
- * dim 1 x receptive field, dim 0 x receptive field). */
-typedef enum init_kind {
-    INIT_ZEROS = 0,
-    INIT_ONES,
-    INIT_CONSTANT,
-    INIT_XAVIER_UNIFORM,
-    INIT_XAVIER_NORMAL,
-    INIT_HE_UNIFORM,
-    INIT_HE_NORMAL,
-    INIT_UNIFORM, /* [a, b) */
-    INIT_NORMAL   /* mean a, std b */
-} init_kind;
-
-typedef struct init_spec {
-    init_kind kind;
-    float a, b;  /* constant value, or range / mean+std */
-    float gain;  /* xavier/he gain; 0 means the default (1 for xavier, sqrt(2) for he) */
-} init_spec;
-
 typedef struct graph_value {
     tensor_meta meta;
     value_kind kind;
     int32_t producer;  /* node index for VALUE_TEMP, else -1 */
     char *name;        /* inputs, params, state: unique name ("conv1.weight"); temps: NULL */
     bool trainable;    /* params: not frozen */
-    init_spec init;
+    plx_initializer init; /* params and state: how plan users fill them first */
 } graph_value;
 
 typedef struct graph_node {
@@ -73,7 +53,7 @@ void graph_free(plx_graph *g);
 /* Adds an input/param/state value. Names must be unique among named values.
  * Returns the value id in *out. */
 plx_status graph_add_named(plx_graph *g, value_kind kind, const char *name, plx_dtype dtype, int32_t ndim,
-                           const int64_t *dims, const init_spec *init, int32_t *out);
+                           const int64_t *dims, const plx_initializer *init, int32_t *out);
 /* Value id by name, or -1. */
 int32_t graph_find(const plx_graph *g, const char *name);
 

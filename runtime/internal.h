@@ -77,6 +77,14 @@ typedef struct backend_record {
     uint8_t *implements;        /* by op id index (see op_index) */
 } backend_record;
 
+/* A layer type from a plugin, zero-extended to today's structs. */
+typedef struct layer_record {
+    char *name;
+    int32_t plugin_index;
+    plx_layer_type type;
+    plx_config_key *keys; /* n = type.n_keys, zero-extended copies */
+} layer_record;
+
 typedef struct route_entry route_entry;
 
 typedef struct plx_context {
@@ -91,6 +99,8 @@ typedef struct plx_context {
 
     plugin_record *plugins;
     size_t n_plugins, cap_plugins;
+    layer_record *layers;
+    size_t n_layers;
     backend_record *backends;
     size_t n_backends;
 
@@ -122,8 +132,18 @@ int32_t op_intern(plx_context *ctx, const char *name);
 plx_status loader_load_all(plx_context *ctx);
 void loader_unload_all(plx_context *ctx);
 
-/* host_api.c */
+/* context.c */
 void host_api_init(plx_context *ctx);
+
+/* layer_host.c: the layer side of the plugin ABI */
+/* Validates and registers the plugin's layer types; false (with *reason
+ * written) if the plugin must be refused. */
+bool layers_register(plx_context *ctx, int32_t plugin_index, char *reason, size_t cap);
+void layers_free(plx_context *ctx);
+/* Forgets the layer types of a plugin being refused after registration. */
+void layers_drop_plugin(plx_context *ctx, int32_t plugin_index);
+const layer_record *layer_find(const plx_context *ctx, const char *name);
+void host_api_init_layers(plx_host_api *h);
 
 /* dispatch.c */
 void routes_free(plx_context *ctx);

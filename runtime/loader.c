@@ -356,7 +356,12 @@ static void examine_file(plx_context *ctx, const char *path, const struct stat *
     }
     r->initialized = true;
     r->status = PLX_PLUGIN_LOADED;
-    if (r->desc.backend != NULL && !register_backend(ctx, r)) {
+    char layer_reason[REASON_CAP] = "";
+    bool layers_ok = layers_register(ctx, (int32_t)(r - ctx->plugins), layer_reason, sizeof layer_reason);
+    if (!layers_ok)
+        refuse(ctx, r, "%s", layer_reason);
+    if (!layers_ok || (r->desc.backend != NULL && !register_backend(ctx, r))) {
+        layers_drop_plugin(ctx, (int32_t)(r - ctx->plugins));
         if (r->desc.shutdown != NULL)
             r->desc.shutdown(r->state);
         r->initialized = false;
@@ -550,4 +555,5 @@ void loader_unload_all(plx_context *ctx)
     free(ctx->backends);
     ctx->backends = NULL;
     ctx->n_backends = 0;
+    layers_free(ctx);
 }

@@ -120,7 +120,12 @@ static int cmd_plugins(int argc, char **argv)
                 if (b != NULL)
                     cJSON_AddItemToArray(backs, b);
             }
-            cJSON_AddArrayToObject(p, "layers");
+            cJSON *layers = cJSON_AddArrayToObject(p, "layers");
+            for (size_t l = 0; l < plx_layer_count(ctx); l++) {
+                plx_layer_info li = {.struct_size = sizeof li};
+                if (plx_layer_get(ctx, l, &li) == PLX_OK && li.plugin_index == (int32_t)i)
+                    cJSON_AddItemToArray(layers, cJSON_CreateString(li.name));
+            }
             cJSON_AddItemToArray(arr, p);
         }
         char *text = cJSON_PrintUnformatted(root);
@@ -138,6 +143,17 @@ static int cmd_plugins(int argc, char **argv)
                 printf("\n[loaded]  %s %s  (%s)\n          %s\n", pi.name, pi.version, pi.path, pi.description);
             else
                 printf("\n[refused] %s\n          %s\n", pi.path, pi.reason);
+            size_t shown = 0;
+            for (size_t l = 0; l < plx_layer_count(ctx); l++) {
+                plx_layer_info li = {.struct_size = sizeof li};
+                if (plx_layer_get(ctx, l, &li) != PLX_OK || li.plugin_index != (int32_t)i)
+                    continue;
+                printf("%s%s", shown % 8 == 0 ? (shown ? "\n            " : "          layers:\n            ") : " ",
+                       li.name);
+                shown++;
+            }
+            if (shown)
+                printf("\n");
             if (pi.backend_index < 0)
                 continue;
             plx_backend_info bin = {.struct_size = sizeof bin};
