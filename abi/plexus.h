@@ -250,6 +250,115 @@ PLX_API plx_status plx_op_explain(plx_context *ctx, const char *op, const void *
  * ctx ("" if none). For tests and diagnostics. */
 PLX_API const char *plx_last_backend(const plx_context *ctx);
 
+/* ---- Models: define, train, evaluate, predict (ABI 1.1) ------------------
+ *
+ * A model file is JSON (see docs/model-format.md): an input shape, a graph of
+ * named layers (a list is the sequential short form; "inputs" names other
+ * layers for skips), and a "training" section (loss, optimizer, schedule,
+ * batch size, epochs, regularization, augmentation, data). Unknown keys and
+ * bad values are errors naming the file, the JSON path and what was
+ * expected. Layer types come from plugins (plugins/layers and third
+ * parties). A model owns its parameters, optimizer state and the compiled
+ * training/inference plans; it is used by one thread at a time.
+ */
+typedef struct plx_model plx_model;
+
+/* Parses and validates a model file and builds its graphs (parameters are
+ * initialized from the model's seed). */
+PLX_API plx_status plx_model_load(plx_context *ctx, const char *path, plx_model **out);
+/* The same from JSON text; `origin` names it in error messages. */
+PLX_API plx_status plx_model_parse(plx_context *ctx, const char *json_text, const char *origin, plx_model **out);
+PLX_API void plx_model_free(plx_model *model);
+
+/* Progress of a training run, passed to the callback after every step and
+ * at the end of every epoch. */
+typedef struct plx_train_progress {
+    uint32_t struct_size;
+    int32_t epoch;           /* 1-based */
+    int32_t epochs;
+    int64_t step;            /* steps done in this epoch */
+    int64_t steps_per_epoch;
+    int64_t global_step;
+    double loss;             /* running mean over the epoch so far */
+    double accuracy;         /* running training accuracy over the epoch so far */
+    double examples_per_second;
+    double eta_seconds;      /* for the whole run */
+    float lr;
+    int32_t epoch_done;      /* 1 at the end of an epoch: val_* are set */
+    double val_loss, val_accuracy; /* NaN when there is no validation set */
+} plx_train_progress;
+
+typedef void (*plx_progress_fn)(void *user, const plx_train_progress *progress);
+
+typedef struct plx_train_options {
+    uint32_t struct_size;
+    int32_t epochs;             /* 0: the model file's */
+    const char *data_dir;       /* NULL: the model file's */
+    const char *out_path;       /* checkpoint written at each epoch end and at the end (NULL: none) */
+    const char *resume_path;    /* continue exactly from this checkpoint (NULL: start fresh) */
+    const char *metrics_path;   /* JSON lines per step and per epoch (NULL: none) */
+    int32_t check_numerics;     /* 1: on NaN/Inf, name the first node that produced it */
+    int64_t max_steps;          /* > 0: stop after this many steps in total (tests, resume checks) */
+    int64_t limit_train;        /* > 0: use only the first N training examples */
+    int64_t limit_test;         /* > 0: evaluate on only the first N test examples */
+    plx_progress_fn progress;
+    void *progress_user;
+    /* Polled between steps; when it becomes non-zero, training stops after
+     * the current step, writes the checkpoint (if out_path) and returns
+     * PLX_UNAVAILABLE ("interrupted"). Pass the address of a flag a SIGINT
+     * handler sets. */
+    const volatile int *interrupt;
+} plx_train_options;
+
+typedef struct plx_train_result {
+    uint32_t struct_size;
+    double test_accuracy;       /* NaN when no test set is configured */
+    double test_loss;
+    int32_t epochs;             /* epochs completed */
+    int64_t steps;
+    double seconds_per_epoch;   /* mean wall time of a training epoch (without evaluation) */
+    double examples_per_second; /* training examples per second */
+    uint64_t peak_memory_bytes; /* parameters + gradients + optimizer state + activations arena */
+    double best_val_accuracy;   /* NaN without validation */
+    int32_t stopped_early;      /* early stopping triggered (best weights restored) */
+} plx_train_result;
+
+/* Trains as the model file says (overridden by opts). */
+PLX_API plx_status plx_model_train(plx_model *model, const plx_train_options *opts, plx_train_result *result);
+
+typedef struct plx_eval_result {
+    uint32_t struct_size;
+    double accuracy, loss;
+    double top5_accuracy;       /* NaN with fewer than 6 classes */
+    int64_t examples;
+    int32_t classes;
+    const int64_t *confusion;   /* classes x classes (row: true class), owned by the model */
+} plx_eval_result;
+
+/* Evaluates on the model's test set (data_dir overrides its directory). */
+PLX_API plx_status plx_model_evaluate(plx_model *model, const char *data_dir, int64_t limit,
+                                      plx_eval_result *result);
+
+/* Class probabilities for a batch of inputs shaped [N, ...input shape]. *out
+ * is created ([N, classes]); the caller frees it. */
+PLX_API plx_status plx_model_predict(plx_model *model, const plx_tensor *inputs, plx_tensor **out);
+
+/* Writes a checkpoint (safetensors: weights, optimizer state; metadata: the
+ * model file, step, RNG, scheduler and data position) atomically. */
+PLX_API plx_status plx_model_save(plx_model *model, const char *path);
+/* Rebuilds a model from a checkpoint alone (the model file is inside). */
+PLX_API plx_status plx_model_load_checkpoint(plx_context *ctx, const char *path, plx_model **out);
+/* Copies weights by name from a safetensors file (written by Plexus or
+ * another tool) into the model; names missing from the file, or present with
+ * another shape, are errors unless `partial` (then they are listed in the
+ * log and keep their values). */
+PLX_API plx_status plx_model_load_weights(plx_model *model, const char *path, int32_t partial);
+
+/* Writes the placement of every node of the training (training = 1) or
+ * inference graph: backend, device, estimated cost and why, one line each. */
+PLX_API plx_status plx_model_plan(plx_model *model, int32_t training, int32_t explain,
+                                  void (*emit)(void *user, const char *line), void *user);
+
 #ifdef __cplusplus
 }
 #endif

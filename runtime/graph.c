@@ -174,7 +174,8 @@ plx_status graph_add_op(plx_graph *g, int32_t op_id, const void *attrs, const in
         return ctx_fail(g->ctx, PLX_OUT_OF_MEMORY, "graph: out of memory");
     }
     n->out = n->in + n_in;
-    memcpy(n->in, in, sizeof(int32_t) * (size_t)n_in);
+    if (n_in > 0) /* sources (core.fill) pass in == NULL; memcpy from NULL is undefined even for 0 bytes */
+        memcpy(n->in, in, sizeof(int32_t) * (size_t)n_in);
     int32_t node_id = g->n_nodes++;
     for (int32_t i = 0; i < n_out; i++) {
         int32_t v;

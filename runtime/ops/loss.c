@@ -5,6 +5,7 @@
  * so one attrs value can be shared by a loss and its backward op. */
 #include <math.h>
 
+#include "../autodiff.h"
 #include "../op_catalog.h"
 
 static const plx_loss_attrs loss_default = PLX_LOSS_ATTRS_DEFAULT;
@@ -223,21 +224,104 @@ static double work_elementwise_loss(const op_infer_args *args)
     return 4.0 * (double)meta_numel(&args->inputs[x_index]);
 }
 
-#define LOSS_DEF(id, n_in, infer, work)                                                                            \
-    {PLX_OP_##id, n_in, n_in, 1, 0, sizeof(plx_loss_attrs), &loss_default, infer, work}
+/* ---- Gradient rules ------------------------------------------------------ */
+
+static int32_t backward_op_of(int32_t forward)
+{
+    switch (forward) {
+    case PLX_OP_CROSS_ENTROPY:
+        return PLX_OP_CROSS_ENTROPY_BACKWARD;
+    case PLX_OP_NLL_LOSS:
+        return PLX_OP_NLL_LOSS_BACKWARD;
+    case PLX_OP_BCE_WITH_LOGITS:
+        return PLX_OP_BCE_WITH_LOGITS_BACKWARD;
+    case PLX_OP_MSE_LOSS:
+        return PLX_OP_MSE_LOSS_BACKWARD;
+    case PLX_OP_L1_LOSS:
+        return PLX_OP_L1_LOSS_BACKWARD;
+    default:
+        return PLX_OP_HUBER_LOSS_BACKWARD;
+    }
+}
+
+/* CE and NLL: d(logits or logp) = <loss>_backward(dloss, x, target) with the
+ * forward attrs, which carry the reduction, ignore_index and label
+ * smoothing. The target holds class indices (i64): it has no gradient. */
+static plx_status grad_class_loss(grad_ctx *gc, const graph_node *n, const int32_t *dy, const bool *need, int32_t *dx)
+{
+    if (dy[0] < 0 || !need[0])
+        return PLX_OK;
+    int32_t in[3] = {dy[0], n->in[0], n->in[1]};
+    dx[0] = grad_op(gc, backward_op_of(n->op_id), n->attrs, in, 3);
+    return dx[0] < 0 ? grad_status(gc) : PLX_OK;
+}
+
+static int32_t binary(grad_ctx *gc, int32_t op, int32_t a, int32_t b)
+{
+    int32_t in[2] = {a, b};
+    return grad_op(gc, op, NULL, in, 2);
+}
+
+/* bce_with_logits per element is softplus(x) - x * t, so d/dt = -x times the
+ * loss gradient each element receives: dloss itself (none), the scalar
+ * dloss (sum) or dloss / numel (mean). */
+static int32_t bce_target_grad(grad_ctx *gc, const graph_node *n, int32_t dloss)
+{
+    const plx_loss_attrs *a = (const plx_loss_attrs *)n->attrs;
+    int32_t x = n->in[0];
+    int32_t scale = -1;
+    if (a->reduction == PLX_REDUCTION_MEAN) {
+        int64_t count = meta_numel(grad_meta(gc, x));
+        tensor_meta sm = {.dtype = PLX_F32, .ndim = 0};
+        int32_t c = grad_fill(gc, count ? -1.0f / (float)count : 0.0f, &sm);
+        scale = c < 0 ? -1 : binary(gc, PLX_OP_MUL, dloss, c);
+    } else {
+        scale = grad_op(gc, PLX_OP_NEG, NULL, &dloss, 1);
+    }
+    return scale < 0 ? -1 : binary(gc, PLX_OP_MUL, x, scale);
+}
+
+/* bce_with_logits, mse, l1, huber: d/dx = <loss>_backward(dloss, x, target).
+ * A float target gets a gradient too (GANs, distillation): mse, l1 and huber
+ * are functions of x - target, so d/dtarget = -d/dx; bce's is -x * dloss. */
+static plx_status grad_elementwise_loss(grad_ctx *gc, const graph_node *n, const int32_t *dy, const bool *need,
+                                        int32_t *dx)
+{
+    if (dy[0] < 0)
+        return PLX_OK;
+    bool bce = n->op_id == PLX_OP_BCE_WITH_LOGITS;
+    int32_t gx = -1;
+    if (need[0] || (need[1] && !bce)) {
+        int32_t in[3] = {dy[0], n->in[0], n->in[1]};
+        gx = grad_op(gc, backward_op_of(n->op_id), n->attrs, in, 3);
+        if (gx < 0)
+            return grad_status(gc);
+    }
+    if (need[0])
+        dx[0] = gx;
+    if (need[1]) {
+        dx[1] = bce ? bce_target_grad(gc, n, dy[0]) : grad_op(gc, PLX_OP_NEG, NULL, &gx, 1);
+        if (dx[1] < 0)
+            return grad_status(gc);
+    }
+    return PLX_OK;
+}
+
+#define LOSS_DEF(id, n_in, infer, work, grad)                                                                          \
+    {PLX_OP_##id, n_in, n_in, 1, 0, sizeof(plx_loss_attrs), &loss_default, infer, work, grad}
 
 const op_def op_defs_loss[] = {
-    LOSS_DEF(CROSS_ENTROPY, 2, infer_cross_entropy, work_class_loss),
-    LOSS_DEF(CROSS_ENTROPY_BACKWARD, 3, infer_cross_entropy_backward, work_class_loss),
-    LOSS_DEF(NLL_LOSS, 2, infer_nll_loss, work_class_loss),
-    LOSS_DEF(NLL_LOSS_BACKWARD, 3, infer_nll_loss_backward, work_class_loss),
-    LOSS_DEF(BCE_WITH_LOGITS, 2, infer_plain_loss, work_elementwise_loss),
-    LOSS_DEF(BCE_WITH_LOGITS_BACKWARD, 3, infer_plain_loss_backward, work_elementwise_loss),
-    LOSS_DEF(MSE_LOSS, 2, infer_plain_loss, work_elementwise_loss),
-    LOSS_DEF(MSE_LOSS_BACKWARD, 3, infer_plain_loss_backward, work_elementwise_loss),
-    LOSS_DEF(L1_LOSS, 2, infer_plain_loss, work_elementwise_loss),
-    LOSS_DEF(L1_LOSS_BACKWARD, 3, infer_plain_loss_backward, work_elementwise_loss),
-    LOSS_DEF(HUBER_LOSS, 2, infer_huber_loss, work_elementwise_loss),
-    LOSS_DEF(HUBER_LOSS_BACKWARD, 3, infer_huber_loss_backward, work_elementwise_loss),
+    LOSS_DEF(CROSS_ENTROPY, 2, infer_cross_entropy, work_class_loss, grad_class_loss),
+    LOSS_DEF(CROSS_ENTROPY_BACKWARD, 3, infer_cross_entropy_backward, work_class_loss, NULL),
+    LOSS_DEF(NLL_LOSS, 2, infer_nll_loss, work_class_loss, grad_class_loss),
+    LOSS_DEF(NLL_LOSS_BACKWARD, 3, infer_nll_loss_backward, work_class_loss, NULL),
+    LOSS_DEF(BCE_WITH_LOGITS, 2, infer_plain_loss, work_elementwise_loss, grad_elementwise_loss),
+    LOSS_DEF(BCE_WITH_LOGITS_BACKWARD, 3, infer_plain_loss_backward, work_elementwise_loss, NULL),
+    LOSS_DEF(MSE_LOSS, 2, infer_plain_loss, work_elementwise_loss, grad_elementwise_loss),
+    LOSS_DEF(MSE_LOSS_BACKWARD, 3, infer_plain_loss_backward, work_elementwise_loss, NULL),
+    LOSS_DEF(L1_LOSS, 2, infer_plain_loss, work_elementwise_loss, grad_elementwise_loss),
+    LOSS_DEF(L1_LOSS_BACKWARD, 3, infer_plain_loss_backward, work_elementwise_loss, NULL),
+    LOSS_DEF(HUBER_LOSS, 2, infer_huber_loss, work_elementwise_loss, grad_elementwise_loss),
+    LOSS_DEF(HUBER_LOSS_BACKWARD, 3, infer_huber_loss_backward, work_elementwise_loss, NULL),
 };
 const size_t op_defs_loss_count = sizeof(op_defs_loss) / sizeof(op_defs_loss[0]);

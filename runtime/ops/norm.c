@@ -2,6 +2,7 @@
  * shape inference. */
 #include <math.h>
 
+#include "../autodiff.h"
 #include "../op_catalog.h"
 
 static const plx_batch_norm_attrs batch_norm_default = PLX_BATCH_NORM_ATTRS_DEFAULT;
@@ -224,13 +225,129 @@ static double work_layer_norm_backward(const op_infer_args *args)
     return 12.0 * (double)meta_numel(&args->inputs[1]);
 }
 
+/* ---- Gradient rules ------------------------------------------------------ */
+
+static int32_t binary(grad_ctx *gc, int32_t op, int32_t a, int32_t b)
+{
+    int32_t in[2] = {a, b};
+    return a < 0 || b < 0 ? -1 : grad_op(gc, op, NULL, in, 2);
+}
+
+static int32_t scalar(grad_ctx *gc, float value)
+{
+    tensor_meta m = {.dtype = PLX_F32, .ndim = 0};
+    return grad_fill(gc, value, &m);
+}
+
+/* The normalizing ops also output the batch statistics they used (mean and
+ * invstd = 1/sqrt(biased var + eps), over `count` elements of x per
+ * statistic). Their backward ops only take dy, so when a graph reads the
+ * statistics too, their gradients reach x here:
+ *     d mean / d x_i   = 1 / count
+ *     d invstd / d x_i = -invstd^3 * (x_i - mean) / count
+ * `stat_shape` is the statistics' shape with the reduced dims kept as 1, so
+ * they broadcast against x. *dx (-1 or x's gradient so far) gets the sum. */
+static plx_status add_stat_grads(grad_ctx *gc, int32_t x, int32_t mean, int32_t invstd, int32_t dmean, int32_t dinvstd,
+                                 const tensor_meta *stat_shape, int64_t count, int32_t *dx)
+{
+    if (dmean < 0 && dinvstd < 0)
+        return PLX_OK;
+    const tensor_meta xm = *grad_meta(gc, x);
+    float inv_count = count > 0 ? 1.0f / (float)count : 0.0f;
+    int32_t from_mean = -1, from_invstd = -1;
+    if (dmean >= 0)
+        from_mean = binary(gc, PLX_OP_MUL, grad_reshape(gc, dmean, stat_shape), scalar(gc, inv_count));
+    if (dinvstd >= 0) {
+        int32_t is = grad_reshape(gc, invstd, stat_shape);
+        int32_t is3 = binary(gc, PLX_OP_MUL, is, binary(gc, PLX_OP_MUL, is, is));
+        int32_t k = binary(gc, PLX_OP_MUL, binary(gc, PLX_OP_MUL, grad_reshape(gc, dinvstd, stat_shape), is3),
+                           scalar(gc, -inv_count));
+        int32_t centered = binary(gc, PLX_OP_SUB, x, grad_reshape(gc, mean, stat_shape));
+        from_invstd = binary(gc, PLX_OP_MUL, centered, k);
+    }
+    int32_t total;
+    if (dmean >= 0 && dinvstd >= 0)
+        total = binary(gc, PLX_OP_ADD, from_invstd, from_mean);
+    else if (dmean >= 0)
+        total = grad_expand(gc, from_mean, &xm);
+    else
+        total = from_invstd;
+    if (total >= 0 && *dx >= 0)
+        total = binary(gc, PLX_OP_ADD, *dx, total);
+    if (total < 0)
+        return grad_status(gc);
+    *dx = total;
+    return PLX_OK;
+}
+
+/* batch_norm (x, gamma, beta, running_mean, running_var): dx, dgamma and
+ * dbeta from core.batch_norm_backward with the forward attrs, whose training
+ * flag picks the formula (batch statistics, or the running ones as
+ * constants). The running statistics are buffers: they get no gradient, in
+ * inference either (as in PyTorch). save_mean/save_invstd are the batch
+ * statistics in training, so their gradients (if any) flow to x; in
+ * inference they come from the running statistics and have none. */
+static plx_status grad_batch_norm(grad_ctx *gc, const graph_node *n, const int32_t *dy, const bool *need,
+                                  int32_t *dx)
+{
+    const plx_batch_norm_attrs *a = (const plx_batch_norm_attrs *)n->attrs;
+    int32_t x = n->in[0];
+    const tensor_meta xm = *grad_meta(gc, x);
+    if (dy[0] >= 0 && (need[0] || need[1] || need[2])) {
+        int32_t in[5] = {dy[0], x, n->in[1], n->out[1], n->out[2]}, out[3];
+        plx_status st = grad_op_multi(gc, PLX_OP_BATCH_NORM_BACKWARD, a, in, 5, out, 3);
+        if (st != PLX_OK)
+            return st;
+        for (int32_t i = 0; i < 3; i++)
+            if (need[i])
+                dx[i] = out[i];
+    }
+    if (!need[0] || !a->training)
+        return PLX_OK;
+    tensor_meta stat = xm;
+    for (int32_t d = 0; d < xm.ndim; d++)
+        if (d != 1)
+            stat.dims[d] = 1;
+    int64_t count = xm.dims[1] > 0 ? meta_numel(&xm) / xm.dims[1] : 0;
+    return add_stat_grads(gc, x, n->out[1], n->out[2], dy[1], dy[2], &stat, count, &dx[0]);
+}
+
+/* layer_norm (x, gamma, beta): core.layer_norm_backward; the statistics
+ * outputs (mean, invstd over the normalized dims) pass their gradients to
+ * x. */
+static plx_status grad_layer_norm(grad_ctx *gc, const graph_node *n, const int32_t *dy, const bool *need,
+                                  int32_t *dx)
+{
+    const plx_layer_norm_attrs *a = (const plx_layer_norm_attrs *)n->attrs;
+    int32_t x = n->in[0];
+    const tensor_meta xm = *grad_meta(gc, x);
+    if (dy[0] >= 0) {
+        int32_t in[5] = {dy[0], x, n->in[1], n->out[1], n->out[2]}, out[3];
+        plx_status st = grad_op_multi(gc, PLX_OP_LAYER_NORM_BACKWARD, a, in, 5, out, 3);
+        if (st != PLX_OK)
+            return st;
+        for (int32_t i = 0; i < 3; i++)
+            if (need[i])
+                dx[i] = out[i];
+    }
+    if (!need[0])
+        return PLX_OK;
+    tensor_meta stat = xm;
+    int64_t count = 1;
+    for (int32_t d = xm.ndim - a->normalized_ndim; d < xm.ndim; d++) {
+        count *= xm.dims[d];
+        stat.dims[d] = 1;
+    }
+    return add_stat_grads(gc, x, n->out[1], n->out[2], dy[1], dy[2], &stat, count, &dx[0]);
+}
+
 const op_def op_defs_norm[] = {
     {PLX_OP_BATCH_NORM, 5, 5, 3, (1u << 3) | (1u << 4), sizeof(plx_batch_norm_attrs), &batch_norm_default,
-     infer_batch_norm, work_batch_norm},
+     infer_batch_norm, work_batch_norm, grad_batch_norm},
     {PLX_OP_BATCH_NORM_BACKWARD, 5, 5, 3, 0, sizeof(plx_batch_norm_attrs), &batch_norm_default,
      infer_batch_norm_backward, work_batch_norm_backward},
     {PLX_OP_LAYER_NORM, 3, 3, 3, 0, sizeof(plx_layer_norm_attrs), &layer_norm_default, infer_layer_norm,
-     work_layer_norm},
+     work_layer_norm, grad_layer_norm},
     {PLX_OP_LAYER_NORM_BACKWARD, 5, 5, 3, 0, sizeof(plx_layer_norm_attrs), &layer_norm_default,
      infer_layer_norm_backward, work_layer_norm_backward},
 };

@@ -1,5 +1,6 @@
 /* Core ops of the softmax family (softmax, log_softmax and their backward
  * ops): arity, attrs and shape inference. */
+#include "../autodiff.h"
 #include "../op_catalog.h"
 
 static const plx_softmax_attrs softmax_default = PLX_SOFTMAX_ATTRS_DEFAULT;
@@ -62,11 +63,28 @@ static double work_softmax_backward(const op_infer_args *args)
     return 4.0 * (double)meta_numel(&args->inputs[1]);
 }
 
+/* ---- Gradient rules ------------------------------------------------------ */
+
+/* softmax and log_softmax: dx = <op>_backward(dy, y) with the forward attrs;
+ * both backward ops take the forward OUTPUT y, not x. */
+static plx_status grad_softmax(grad_ctx *gc, const graph_node *n, const int32_t *dy, const bool *need, int32_t *dx)
+{
+    (void)need;
+    if (dy[0] < 0)
+        return PLX_OK;
+    int32_t op = n->op_id == PLX_OP_SOFTMAX ? PLX_OP_SOFTMAX_BACKWARD : PLX_OP_LOG_SOFTMAX_BACKWARD;
+    int32_t in[2] = {dy[0], n->out[0]};
+    dx[0] = grad_op(gc, op, n->attrs, in, 2);
+    return dx[0] < 0 ? grad_status(gc) : PLX_OK;
+}
+
 const op_def op_defs_softmax[] = {
-    {PLX_OP_SOFTMAX, 1, 1, 1, 0, sizeof(plx_softmax_attrs), &softmax_default, infer_softmax, work_softmax},
+    {PLX_OP_SOFTMAX, 1, 1, 1, 0, sizeof(plx_softmax_attrs), &softmax_default, infer_softmax, work_softmax,
+     grad_softmax},
     {PLX_OP_SOFTMAX_BACKWARD, 2, 2, 1, 0, sizeof(plx_softmax_attrs), &softmax_default, infer_softmax_backward,
      work_softmax_backward},
-    {PLX_OP_LOG_SOFTMAX, 1, 1, 1, 0, sizeof(plx_softmax_attrs), &softmax_default, infer_softmax, work_softmax},
+    {PLX_OP_LOG_SOFTMAX, 1, 1, 1, 0, sizeof(plx_softmax_attrs), &softmax_default, infer_softmax, work_softmax,
+     grad_softmax},
     {PLX_OP_LOG_SOFTMAX_BACKWARD, 2, 2, 1, 0, sizeof(plx_softmax_attrs), &softmax_default,
      infer_softmax_backward, work_softmax_backward},
 };
