@@ -1,4 +1,7 @@
 /* Core ops of the embedding family: lookup and its scatter-add backward. */
+#include <string.h>
+
+#include "../autodiff.h"
 #include "../op_catalog.h"
 
 static const plx_embedding_attrs embedding_default = PLX_EMBEDDING_ATTRS_DEFAULT;
@@ -78,8 +81,27 @@ static double work_embedding_backward(const op_infer_args *args)
     return (double)meta_numel(&args->inputs[0]) + (double)meta_numel(&args->outputs[0]);
 }
 
+/* dweight = embedding_backward(dy, indices), a scatter-add that skips
+ * padding_idx. The forward may leave num_embeddings 0 (taken from the
+ * weight), so the backward's V comes from the weight's shape. The indices
+ * have no gradient. */
+static plx_status grad_embedding(grad_ctx *gc, const graph_node *n, const int32_t *dy, const bool *need,
+                                 int32_t *dx)
+{
+    if (dy[0] < 0 || !need[0])
+        return PLX_OK;
+    plx_embedding_attrs a;
+    memcpy(&a, n->attrs, sizeof a);
+    a.struct_size = sizeof a;
+    a.num_embeddings = grad_meta(gc, n->in[0])->dims[0];
+    int32_t in[2] = {dy[0], n->in[1]};
+    dx[0] = grad_op(gc, PLX_OP_EMBEDDING_BACKWARD, &a, in, 2);
+    return dx[0] < 0 ? grad_status(gc) : PLX_OK;
+}
+
 const op_def op_defs_embedding[] = {
-    {PLX_OP_EMBEDDING, 2, 2, 1, 0, sizeof(plx_embedding_attrs), &embedding_default, infer_embedding, NULL},
+    {PLX_OP_EMBEDDING, 2, 2, 1, 0, sizeof(plx_embedding_attrs), &embedding_default, infer_embedding, NULL,
+     grad_embedding},
     {PLX_OP_EMBEDDING_BACKWARD, 2, 2, 1, 0, sizeof(plx_embedding_attrs), &embedding_default,
      infer_embedding_backward, work_embedding_backward},
 };

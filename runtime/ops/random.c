@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "../autodiff.h"
 #include "../op_catalog.h"
 
 static const plx_dropout_attrs dropout_default = PLX_DROPOUT_ATTRS_DEFAULT;
@@ -70,8 +71,19 @@ static double work_random(const op_infer_args *args)
     return per * (double)meta_numel(&args->outputs[0]);
 }
 
+/* dx = dropout_backward(dy) with the forward's attrs: the same seed and
+ * offset draw the same mask, so no mask is stored. */
+static plx_status grad_dropout(grad_ctx *gc, const graph_node *n, const int32_t *dy, const bool *need, int32_t *dx)
+{
+    if (dy[0] < 0 || !need[0])
+        return PLX_OK;
+    dx[0] = grad_op(gc, PLX_OP_DROPOUT_BACKWARD, n->attrs, &dy[0], 1);
+    return dx[0] < 0 ? grad_status(gc) : PLX_OK;
+}
+
 const op_def op_defs_random[] = {
-    {PLX_OP_DROPOUT, 1, 1, 1, 0, sizeof(plx_dropout_attrs), &dropout_default, infer_dropout, work_dropout},
+    {PLX_OP_DROPOUT, 1, 1, 1, 0, sizeof(plx_dropout_attrs), &dropout_default, infer_dropout, work_dropout,
+     grad_dropout},
     {PLX_OP_DROPOUT_BACKWARD, 1, 1, 1, 0, sizeof(plx_dropout_attrs), &dropout_default, infer_dropout_backward,
      work_dropout},
     {PLX_OP_RANDOM_UNIFORM, 0, 0, 1, 0, sizeof(plx_random_attrs), NULL, infer_random, work_random},
