@@ -1,5 +1,6 @@
 /* executor.c — planning (pruning, placement, memory) and running; see
  * executor.h. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +302,49 @@ plx_status plan_run(exec_plan *p)
             graph_describe_node(g, step->node, what, sizeof what);
             snprintf(detail, sizeof detail, "%s", ts != NULL && ts->error[0] ? ts->error : plx_status_text(st));
             return ctx_fail(ctx, st, "node %d (%s) on backend %s: %s", (int)step->node, what, b->name, detail);
+        }
+    }
+    return PLX_OK;
+}
+
+static bool all_finite(const plx_tensor_desc *d)
+{
+    if (!plx_dtype_equal(d->dtype, PLX_F32) || d->data == NULL)
+        return true;
+    const float *x = plx_desc_ptr(d);
+    int64_t n = plx_desc_numel(d);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return false;
+    return true;
+}
+
+plx_status plan_run_checked(exec_plan *p, int32_t *bad_node)
+{
+    plx_graph *g = p->graph;
+    *bad_node = -1;
+    for (int32_t s = 0; s < p->n_steps; s++) {
+        /* One step at a time through the same path as plan_run. */
+        exec_plan one = *p;
+        one.steps = &p->steps[s];
+        one.n_steps = 1;
+        plx_status st = plan_run(&one);
+        if (st != PLX_OK)
+            return st;
+        const exec_step *step = &p->steps[s];
+        const graph_node *n = &g->nodes[step->node];
+        const op_def *def = op_catalog_get(n->op_id);
+        bool ok = true;
+        for (int32_t o = 0; o < n->n_out && ok; o++)
+            ok = all_finite(&step->descs[n->n_in + o]);
+        for (int32_t i = 0; i < n->n_in && ok && def != NULL; i++)
+            if ((def->mutated_inputs >> (i < 31 ? i : 31)) & 1u)
+                ok = all_finite(&step->descs[i]);
+        if (!ok) {
+            char what[768];
+            graph_describe_node(g, step->node, what, sizeof what);
+            *bad_node = step->node;
+            return ctx_fail(g->ctx, PLX_INVALID_ARGUMENT, "node %d (%s) produced NaN or Inf", (int)step->node, what);
         }
     }
     return PLX_OK;

@@ -50,6 +50,11 @@ plx_status plan_bind(exec_plan *p, int32_t value, plx_tensor *t);
 /* Runs every step in order. All persistent values used must be bound. */
 plx_status plan_run(exec_plan *p);
 
+/* As plan_run, but after each step checks its float outputs (and inputs it
+ * updates) for NaN or Inf; stops at the first such step, naming its node
+ * in the error (PLX_INVALID_ARGUMENT) and in *bad_node. */
+plx_status plan_run_checked(exec_plan *p, int32_t *bad_node);
+
 /* Data of any value after a run (temps from the arena, persistent from
  * their tensor); NULL if the value is not materialized by this plan. */
 void *plan_value_data(const exec_plan *p, int32_t value);

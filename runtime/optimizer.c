@@ -107,6 +107,20 @@ plx_status optimizer_build(plx_graph *g, const optimizer_config *c, const int32_
         if (st == PLX_OK)
             g2[i] = sum;
     }
+    /* L2: grad += l2 * param. */
+    for (int32_t i = 0; i < n && st == PLX_OK && c->l2 > 0; i++) {
+        plx_fill_attrs f = {sizeof f, PLX_F32, 0, {0}, c->l2};
+        int32_t coef, scaled, sum;
+        st = graph_add_op(g, PLX_OP_FILL, &f, NULL, 0, &coef, 1);
+        int32_t in[2] = {params[i], coef};
+        if (st == PLX_OK)
+            st = graph_add_op(g, PLX_OP_MUL, NULL, in, 2, &scaled, 1);
+        int32_t add_in[2] = {g2[i], scaled};
+        if (st == PLX_OK)
+            st = graph_add_op(g, PLX_OP_ADD, NULL, add_in, 2, &sum, 1);
+        if (st == PLX_OK)
+            g2[i] = sum;
+    }
     for (int32_t i = 0; i < n && st == PLX_OK && c->clip_value > 0; i++) {
         plx_clamp_attrs a = {sizeof a, -c->clip_value, c->clip_value, 1, 1};
         st = graph_add_op(g, PLX_OP_CLAMP, &a, &g2[i], 1, &g2[i], 1);

@@ -32,6 +32,7 @@ typedef struct optimizer_config {
     float clip_norm;           /* > 0: clip the global gradient norm to this */
     float clip_value;          /* > 0: clamp each gradient element to +-this */
     float l1;                  /* > 0: add l1 * sign(param) to the gradient */
+    float l2;                  /* > 0: add l2 * param to the gradient (coupled L2, whatever the optimizer) */
 } optimizer_config;
 
 /* PyTorch's defaults for the kind. */
