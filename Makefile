@@ -112,7 +112,7 @@ $(BUILD)/plexus.pc: Makefile $(PREFIX_STAMP)
 # ---- tests -------------------------------------------------------------------
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Wno-unused-parameter -DPLX_TEST_PLUGIN_DIR='"$(abspath $(BUILD))/plugins"' \
+	$(CC) $(ALL_CFLAGS) $(CJSON_CFLAGS) -Wno-unused-parameter -DPLX_TEST_PLUGIN_DIR='"$(abspath $(BUILD))/plugins"' \
 	  -DPLX_TEST_BAD_PLUGIN_DIR='"$(TEST_PLUGIN_DIR)"' -DPLX_TEST_BUILD_DIR='"$(abspath $(BUILD))"' \
 	  -DPLX_TEST_SOURCE_DIR='"$(abspath .)"' -MMD -MP -c $< -o $@
 
