@@ -80,6 +80,21 @@ static void test_unary_and_binary_rules(void **state)
     }
 }
 
+/* Every transpose combination, with a broadcast batch. */
+static void test_matmul_rule(void **state)
+{
+    (void)state;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            plx_matmul_attrs a = {sizeof a, ta, tb};
+            gc_one_op op = {PLX_OP_MATMUL, &a, 2, 1, 0};
+            /* op(A) is [2, 3, 4] with A batched; op(B) is [4, 5] shared. */
+            gc_input in[2] = {ta ? (gc_input)F32_IN(3, -1.0f, 1.0f, 2, 4, 3) : (gc_input)F32_IN(3, -1.0f, 1.0f, 2, 3, 4),
+                              tb ? (gc_input)F32_IN(2, -1.0f, 1.0f, 5, 4) : (gc_input)F32_IN(2, -1.0f, 1.0f, 4, 5)};
+            gc_check("matmul", 2, in, gc_build_one_op, &op, 1e-2f, 2e-3f, 40);
+        }
+}
+
 /* Nodes that nothing kept depends on are dropped; the arena reuses memory. */
 static void test_pruning_and_memory_reuse(void **state)
 {
@@ -160,6 +175,7 @@ int main(void)
         cmocka_unit_test(test_fanout_and_broadcast),
         cmocka_unit_test(test_reductions),
         cmocka_unit_test(test_unary_and_binary_rules),
+        cmocka_unit_test(test_matmul_rule),
         cmocka_unit_test(test_pruning_and_memory_reuse),
         cmocka_unit_test(test_errors_name_the_node),
     };
