@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "executor.h"
 
@@ -99,7 +100,26 @@ void plan_free(exec_plan *p)
     free(p->offset);
     free(p->bound);
     free(p->arena);
+    free(p->step_ns);
     free(p);
+}
+
+plx_status plan_profile(exec_plan *p, bool on)
+{
+    free(p->step_ns);
+    p->step_ns = NULL;
+    p->profiled_runs = 0;
+    if (!on)
+        return PLX_OK;
+    p->step_ns = calloc((size_t)p->n_steps + 1, sizeof *p->step_ns);
+    return p->step_ns ? PLX_OK : ctx_fail(p->graph->ctx, PLX_OUT_OF_MEMORY, "plan: out of memory");
+}
+
+static double clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
 static plx_status place_node(plx_graph *g, int32_t node, exec_step *s)
@@ -296,7 +316,10 @@ plx_status plan_run(exec_plan *p)
         thread_state *ts = thread_state_get(ctx);
         if (ts != NULL)
             ts->error[0] = '\0';
+        double t0 = p->step_ns != NULL ? clock_ns() : 0.0;
         plx_status st = b->api.run(b->state, step->device, &step->call);
+        if (p->step_ns != NULL)
+            p->step_ns[s] += clock_ns() - t0;
         if (st != PLX_OK) {
             char what[768], detail[PLX_ERROR_CAP];
             graph_describe_node(g, step->node, what, sizeof what);
@@ -304,6 +327,7 @@ plx_status plan_run(exec_plan *p)
             return ctx_fail(ctx, st, "node %d (%s) on backend %s: %s", (int)step->node, what, b->name, detail);
         }
     }
+    p->profiled_runs += p->step_ns != NULL;
     return PLX_OK;
 }
 
@@ -328,6 +352,7 @@ plx_status plan_run_checked(exec_plan *p, int32_t *bad_node)
         exec_plan one = *p;
         one.steps = &p->steps[s];
         one.n_steps = 1;
+        one.step_ns = p->step_ns != NULL ? p->step_ns + s : NULL;
         plx_status st = plan_run(&one);
         if (st != PLX_OK)
             return st;
@@ -348,6 +373,42 @@ plx_status plan_run_checked(exec_plan *p, int32_t *bad_node)
         }
     }
     return PLX_OK;
+}
+
+void plan_profile_report(const exec_plan *p, void (*emit)(void *user, const char *line), void *user)
+{
+    if (p->step_ns == NULL || p->profiled_runs == 0)
+        return;
+    plx_graph *g = p->graph;
+    /* Sum by op. */
+    int32_t n_ops = (int32_t)op_index_count(g->ctx);
+    double *by_op = calloc((size_t)n_ops + 1, sizeof *by_op);
+    int32_t *count = calloc((size_t)n_ops + 1, sizeof *count);
+    double total = 0.0;
+    for (int32_t s = 0; by_op && count && s < p->n_steps; s++) {
+        int64_t k = op_index(g->nodes[p->steps[s].node].op_id);
+        by_op[k] += p->step_ns[s];
+        count[k]++;
+        total += p->step_ns[s];
+    }
+    char line[256];
+    snprintf(line, sizeof line, "%-32s %6s %10s %6s", "op", "nodes", "ms/run", "share");
+    emit(user, line);
+    for (int32_t iter = 0; by_op && count && iter < n_ops; iter++) {
+        int32_t best = -1;
+        for (int32_t k = 0; k < n_ops; k++)
+            if (count[k] > 0 && (best < 0 || by_op[k] > by_op[best]))
+                best = k;
+        if (best < 0)
+            break;
+        int32_t id = best < PLX_OP_CORE_COUNT_ ? best : PLX_OP_CUSTOM_BASE + (best - PLX_OP_CORE_COUNT_);
+        snprintf(line, sizeof line, "%-32s %6d %10.3f %5.1f%%", op_name_of(g->ctx, id), (int)count[best],
+                 by_op[best] / 1e6 / (double)p->profiled_runs, total > 0 ? 100.0 * by_op[best] / total : 0.0);
+        emit(user, line);
+        count[best] = 0;
+    }
+    free(by_op);
+    free(count);
 }
 
 void *plan_value_data(const exec_plan *p, int32_t value)

@@ -34,7 +34,17 @@ typedef struct exec_plan {
     plx_tensor **bound;    /* per value: the caller's tensor for persistent values */
     unsigned char *arena;
     size_t arena_bytes;
+    /* Profiling (plan_profile): nanoseconds spent in each step, summed over
+     * runs; NULL when off. */
+    double *step_ns;
+    int64_t profiled_runs;
 } exec_plan;
+
+/* Turns per-step timing on (or off), resetting the sums. */
+plx_status plan_profile(exec_plan *p, bool on);
+/* Writes the time per op (summed over its nodes, per run) and its share,
+ * largest first. */
+void plan_profile_report(const exec_plan *p, void (*emit)(void *user, const char *line), void *user);
 
 /* Builds a plan computing values keep[0..n_keep) (they stay readable after
  * plan_run) and every state update. Fails naming the node that no backend

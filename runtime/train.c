@@ -411,6 +411,12 @@ PLX_API plx_status plx_model_evaluate(plx_model *m, const char *data_dir, int64_
 
 /* ---- training -------------------------------------------------------------- */
 
+static void emit_stderr(void *user, const char *line)
+{
+    (void)user;
+    fprintf(stderr, "  %s\n", line);
+}
+
 static void metrics_line(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void metrics_line(FILE *f, const char *fmt, ...)
 {
@@ -529,6 +535,11 @@ PLX_API plx_status plx_model_train(plx_model *m, const plx_train_options *opts_i
         model_data_free(&d);
         return st;
     }
+    /* PLEXUS_PROFILE=1: time every node and report per op at the end. */
+    const char *profile_env = getenv("PLEXUS_PROFILE");
+    bool profile = profile_env != NULL && strcmp(profile_env, "1") == 0;
+    if (profile)
+        plan_profile(m->train_plan, true);
     int64_t steps_per_epoch = loader_batches_per_epoch(ld);
     int64_t B = s->batch_size, C = s->classes, per = d.train->sample_size;
     double train_seconds = 0.0, run_start = now_seconds();
@@ -699,6 +710,11 @@ PLX_API plx_status plx_model_train(plx_model *m, const plx_train_options *opts_i
     }
     if (stopped_early && st == PLX_OK && opts.out_path != NULL)
         st = checkpoint_write(m, opts.out_path);
+    if (profile) {
+        fprintf(stderr, "plexus: time per op of the training step (%lld steps):\n", (long long)steps_run);
+        plan_profile_report(m->train_plan, emit_stderr, NULL);
+        plan_profile(m->train_plan, false);
+    }
     res.steps = steps_run;
     res.seconds_per_epoch = res.epochs > 0 ? train_seconds / (double)steps_run * (double)steps_per_epoch : NAN;
     if (res.epochs == 0 && steps_run > 0)
