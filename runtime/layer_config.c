@@ -229,10 +229,18 @@ plx_status layer_build(plx_context *ctx, struct plx_graph *g, const layer_record
 {
     char at[512];
     snprintf(at, sizeof at, "%s (%s)", where, instance);
-    if (n_inputs < type->type.min_inputs || (type->type.max_inputs >= 0 && n_inputs > type->type.max_inputs))
-        return ctx_fail(ctx, PLX_INVALID_ARGUMENT, "%s: layer type %s takes %d%s%d inputs, got %d", at, type->name,
-                        (int)type->type.min_inputs, type->type.max_inputs < 0 ? " or more" : " to ",
-                        type->type.max_inputs < 0 ? 0 : (int)type->type.max_inputs, (int)n_inputs);
+    if (n_inputs < type->type.min_inputs || (type->type.max_inputs >= 0 && n_inputs > type->type.max_inputs)) {
+        int lo = (int)type->type.min_inputs, hi = (int)type->type.max_inputs;
+        char range[64];
+        if (hi < 0)
+            snprintf(range, sizeof range, "%d or more inputs", lo);
+        else if (hi == lo)
+            snprintf(range, sizeof range, "%d input%s", lo, lo == 1 ? "" : "s");
+        else
+            snprintf(range, sizeof range, "%d to %d inputs", lo, hi);
+        return ctx_fail(ctx, PLX_INVALID_ARGUMENT, "%s: layer type %s takes %s, got %d", at, type->name, range,
+                        (int)n_inputs);
+    }
     struct plx_layer_config *config = NULL;
     plx_status st = layer_config_new(ctx, type, obj, at, &config);
     if (st != PLX_OK)
