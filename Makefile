@@ -82,7 +82,7 @@ $(LIBPLEXUS_INTERNAL): $(RUNTIME_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(CLI): $(CLI_OBJ) $(LIBPLEXUS)
-	$(CC) -o $@ $(CLI_OBJ) $(ALL_LDFLAGS) -L$(BUILD) -lplexus -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(CJSON_LIBS) -lm
+	$(CC) -o $@ $(CLI_OBJ) $(ALL_LDFLAGS) -L$(BUILD) -lplexus -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(CJSON_LIBS) -lz -lm
 
 $(BUILD)/obj/plugins/%.o: plugins/%.c
 	@mkdir -p $(dir $@)

@@ -339,6 +339,26 @@ typedef struct plx_eval_result {
 PLX_API plx_status plx_model_evaluate(plx_model *model, const char *data_dir, int64_t limit,
                                       plx_eval_result *result);
 
+typedef struct plx_model_info {
+    uint32_t struct_size;
+    const char *name;
+    int32_t input_ndim;             /* one example's rank */
+    int64_t input_shape[PLX_MAX_DIMS - 1];
+    int64_t classes;
+    /* Per-channel normalization the training data got (x - mean) / std;
+     * inputs to plx_model_predict must be normalized the same way. 0
+     * channels: none; 1: one statistic for all channels. */
+    int32_t norm_channels;
+    float norm_mean[16];
+    float norm_std[16];
+    int64_t parameters;             /* trainable and frozen weights, in elements */
+    int64_t global_step;            /* training steps done */
+    int32_t epochs_done;
+} plx_model_info;
+
+/* What a model takes and gives. Strings live as long as the model. */
+PLX_API plx_status plx_model_info_get(const plx_model *model, plx_model_info *info);
+
 /* Class probabilities for a batch of inputs shaped [N, ...input shape]. *out
  * is created ([N, classes]); the caller frees it. */
 PLX_API plx_status plx_model_predict(plx_model *model, const plx_tensor *inputs, plx_tensor **out);

@@ -43,6 +43,13 @@ plx_status checkpoint_write(plx_model *m, const char *path)
         st = st_writer_set_metadata(w, "data_position", pos);
     if (st == PLX_OK)
         st = st_writer_set_metadata(w, "scheduler", sched);
+    char norm[16 * 64 + 16];
+    int used = snprintf(norm, sizeof norm, "%d", (int)m->norm_n);
+    for (int32_t c = 0; c < m->norm_n && used > 0 && (size_t)used < sizeof norm; c++)
+        used += snprintf(norm + used, sizeof norm - (size_t)used, " %.9g %.9g", (double)m->norm_mean[c],
+                         (double)m->norm_std[c]);
+    if (st == PLX_OK)
+        st = st_writer_set_metadata(w, "input_normalization", norm);
     char err[1024] = "";
     if (st != PLX_OK)
         snprintf(err, sizeof err, "%s", st_writer_error(w));
@@ -88,6 +95,23 @@ static plx_status restore_from(plx_model *m, st_file *f, const char *path)
     schedule restored = m->spec.sched;
     if (sched == NULL || !schedule_state_parse(&restored, sched))
         return ctx_fail(m->ctx, PLX_INVALID_ARGUMENT, "%s: bad scheduler metadata", path);
+    /* "C m0 s0 m1 s1 ..." (absent in checkpoints of models without it). */
+    int32_t norm_n = 0;
+    float norm_mean[16] = {0}, norm_std[16] = {0};
+    const char *norm = st_metadata_get(f, "input_normalization");
+    if (norm != NULL) {
+        char *end;
+        long c = strtol(norm, &end, 10);
+        bool ok = end != norm && c >= 0 && c <= 16;
+        for (long i = 0; ok && i < c; i++) {
+            norm_mean[i] = strtof(end, &end);
+            norm_std[i] = strtof(end, &end);
+            ok = norm_std[i] > 0;
+        }
+        if (!ok)
+            return ctx_fail(m->ctx, PLX_INVALID_ARGUMENT, "%s: bad input_normalization metadata", path);
+        norm_n = (int32_t)c;
+    }
     for (int32_t i = 0; i < m->n_vars; i++) {
         const st_tensor *t = st_tensor_find(f, m->vars[i].name);
         if (t->nbytes > 0)
@@ -98,6 +122,11 @@ static plx_status restore_from(plx_model *m, st_file *f, const char *path)
     m->position = pos;
     m->has_position = true;
     m->spec.sched = restored;
+    if (norm != NULL) {
+        m->norm_n = norm_n;
+        memcpy(m->norm_mean, norm_mean, sizeof norm_mean);
+        memcpy(m->norm_std, norm_std, sizeof norm_std);
+    }
     return PLX_OK;
 }
 

@@ -210,8 +210,11 @@ static plx_status model_new(plx_context *ctx, const char *text, const char *orig
         return st;
     }
     plx_status st = model_spec_parse(m);
-    if (st == PLX_OK && m->spec.init_from != NULL)
-        st = PLX_OK; /* applied once variables exist (below) */
+    if (st == PLX_OK && m->spec.normalize == 1) {
+        m->norm_n = m->spec.n_norm;
+        memcpy(m->norm_mean, m->spec.norm_mean, sizeof m->norm_mean);
+        memcpy(m->norm_std, m->spec.norm_std, sizeof m->norm_std);
+    }
     if (st == PLX_OK) {
         /* Build the inference graph once now: validates the whole model
          * (shapes flow, layer configs) and creates every variable. */
@@ -284,6 +287,32 @@ PLX_API void plx_model_free(plx_model *m)
     free(m->spec_text);
     free(m->origin);
     free(m);
+}
+
+PLX_API plx_status plx_model_info_get(const plx_model *m, plx_model_info *info)
+{
+    if (m == NULL || info == NULL || info->struct_size < sizeof(uint32_t))
+        return m ? ctx_fail(m->ctx, PLX_INVALID_ARGUMENT, "plx_model_info_get: bad arguments") : PLX_INVALID_ARGUMENT;
+    plx_model_info full;
+    memset(&full, 0, sizeof full);
+    full.struct_size = (uint32_t)sizeof full;
+    full.name = m->spec.name;
+    full.input_ndim = m->spec.input_ndim;
+    for (int32_t d = 0; d < m->spec.input_ndim; d++)
+        full.input_shape[d] = m->spec.input_shape[d];
+    full.classes = m->spec.classes;
+    full.norm_channels = m->norm_n;
+    memcpy(full.norm_mean, m->norm_mean, sizeof full.norm_mean);
+    memcpy(full.norm_std, m->norm_std, sizeof full.norm_std);
+    for (int32_t i = 0; i < m->n_vars; i++)
+        if (m->vars[i].kind == VALUE_PARAM)
+            full.parameters += plx_tensor_numel(m->vars[i].tensor);
+    full.global_step = m->global_step;
+    full.epochs_done = m->epochs_done;
+    uint32_t caller = info->struct_size;
+    memcpy(info, &full, caller < sizeof full ? caller : sizeof full);
+    info->struct_size = caller;
+    return PLX_OK;
 }
 
 PLX_API plx_status plx_model_predict(plx_model *m, const plx_tensor *inputs, plx_tensor **out)

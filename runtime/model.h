@@ -104,6 +104,9 @@ struct plx_model {
     bool has_position;
     int64_t *confusion;
     int64_t confusion_classes;
+    /* input normalization the model was trained with (0 channels: none) */
+    int32_t norm_n;
+    float norm_mean[16], norm_std[16];
 };
 
 /* Parses the model file into m->spec (validating everything). */

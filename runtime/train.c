@@ -284,6 +284,10 @@ static plx_status load_data(plx_model *m, const char *dir_override, bool need_tr
         memcpy(std, s->norm_std, sizeof std);
     }
     if (st == PLX_OK && s->normalize) {
+        /* Kept with the model (and its checkpoints) so predict applies them. */
+        m->norm_n = (int32_t)channels;
+        memcpy(m->norm_mean, mean, sizeof m->norm_mean);
+        memcpy(m->norm_std, std, sizeof m->norm_std);
         if (full != NULL)
             st = dataset_normalize(full, channels, mean, std, &err);
         if (st == PLX_OK && d->test != NULL)
@@ -550,7 +554,7 @@ PLX_API plx_status plx_model_train(plx_model *m, const plx_train_options *opts_i
     bool stopped_early = false, interrupted = false, hit_max = false;
     plx_train_result res = {.struct_size = (uint32_t)sizeof res, .test_accuracy = NAN, .test_loss = NAN,
                             .best_val_accuracy = NAN};
-    char nb1[32], nb2[32], nb3[32];
+    char nb1[32], nb2[32], nb3[32], nb4[32];
     while (st == PLX_OK && m->epochs_done < epochs && !interrupted && !hit_max) {
         data_position pos = loader_position(ld);
         int32_t epoch = (int32_t)pos.epoch;
@@ -668,8 +672,7 @@ PLX_API plx_status plx_model_train(plx_model *m, const plx_train_options *opts_i
         metrics_line(metrics, "{\"type\": \"epoch\", \"epoch\": %d, \"loss\": %s, \"accuracy\": %s, \"val_loss\": %s, "
                      "\"val_accuracy\": %s, \"seconds\": %.3f}", epoch + 1, jnum(nb1, sizeof nb1, pr.loss),
                      jnum(nb2, sizeof nb2, pr.accuracy), jnum(nb3, sizeof nb3, vs.loss),
-                     isfinite(vs.accuracy) ? (snprintf(nb1, sizeof nb1, "%.9g", vs.accuracy), nb1) : "null",
-                     epoch_seconds);
+                     jnum(nb4, sizeof nb4, vs.accuracy), epoch_seconds);
         if (isfinite(vs.loss)) {
             schedule_epoch_end(&m->spec.sched, s->plateau_on_accuracy ? vs.accuracy : vs.loss);
             if (!isfinite(best_val_acc) || vs.accuracy > best_val_acc)

@@ -4,6 +4,8 @@
  *   plexus plugins [--json]     every plugin file examined, loaded or refused
  *                               and why, with each backend's devices and ops
  *   plexus ops [--json]         the op catalog
+ *   plexus train/eval/predict/plan   models (train_cmd.c)
+ *   plexus plot                 metrics as SVG (plot_cmd.c)
  *   plexus version
  */
 #include <cJSON.h>
@@ -13,6 +15,7 @@
 
 #include "../../abi/plexus.h"
 #include "../../abi/plexus_plugin.h"
+#include "cli.h"
 
 static void usage(FILE *f)
 {
@@ -20,9 +23,18 @@ static void usage(FILE *f)
                "commands:\n"
                "  plugins [--json]   list every plugin file examined, with status, reason, devices and ops\n"
                "  ops [--json]       list the known ops\n"
+               "  train              train a model file; progress on stderr, checkpoint with --out\n"
+               "  eval               accuracy, loss, top-5 and confusion matrix of a checkpoint on its test set\n"
+               "  predict            top classes of PGM/PPM images or IDX records\n"
+               "  plan               where each node of a model's graph runs, and why (--explain)\n"
+               "  plot               an SVG of the metrics `train --metrics` wrote\n"
                "  version            print the runtime and ABI versions\n"
+               "usage of the model commands:\n"
+               "  plexus %s\n  plexus %s\n  plexus %s\n  plexus %s\n  plexus %s\n"
+               "exit status: 0 ok, 1 error, 2 bad arguments, 130 interrupted (train: checkpoint written)\n"
                "environment: PLEXUS_PLUGIN_PATH, PLEXUS_BACKENDS, PLEXUS_STRICT, PLEXUS_NUM_THREADS,\n"
-               "             PLEXUS_ALLOW_INSECURE_PLUGINS, PLEXUS_LOG_LEVEL\n");
+               "             PLEXUS_ALLOW_INSECURE_PLUGINS, PLEXUS_LOG_LEVEL\n",
+            cli_train_usage, cli_eval_usage, cli_predict_usage, cli_plan_usage, cli_plot_usage);
 }
 
 static const char *kind_name(int32_t kind)
@@ -225,6 +237,16 @@ int main(int argc, char **argv)
         return cmd_plugins(argc - 2, argv + 2);
     if (strcmp(cmd, "ops") == 0)
         return cmd_ops(argc - 2, argv + 2);
+    if (strcmp(cmd, "train") == 0)
+        return cmd_train(argc - 2, argv + 2);
+    if (strcmp(cmd, "eval") == 0)
+        return cmd_eval(argc - 2, argv + 2);
+    if (strcmp(cmd, "predict") == 0)
+        return cmd_predict(argc - 2, argv + 2);
+    if (strcmp(cmd, "plan") == 0)
+        return cmd_plan(argc - 2, argv + 2);
+    if (strcmp(cmd, "plot") == 0)
+        return cmd_plot(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0) {
         printf("plexus ABI %d.%d\n", PLX_ABI_MAJOR, PLX_ABI_MINOR);
         return 0;

@@ -1,0 +1,47 @@
+/*
+ * cli.h — what the command files of the plexus CLI share. Every command is
+ * a thin client of abi/plexus.h: it parses its arguments, calls the public
+ * API and prints. Exit codes: 0 success, 1 an error (the message names the
+ * file or value at fault), 2 bad arguments (the command's usage follows),
+ * 130 interrupted by SIGINT.
+ */
+#ifndef PLEXUS_CLI_H
+#define PLEXUS_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../../abi/plexus.h"
+
+enum { CLI_OK = 0, CLI_ERROR = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 130 };
+
+/* Commands: argv holds the arguments after the command name. */
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+
+/* One-line synopses of the commands above, for plexus's usage text. */
+extern const char cli_train_usage[], cli_eval_usage[], cli_predict_usage[], cli_plan_usage[], cli_plot_usage[];
+
+/* Parses all of `text` as a base-10 integer in [lo, hi]. On failure prints
+ * "plexus CMD: FLAG expects an integer from lo to hi, got 'text'" to stderr
+ * and returns -1; 0 on success. */
+int cli_parse_int(const char *cmd, const char *flag, const char *text, int64_t lo, int64_t hi, int64_t *out);
+
+/* Matches argv[*i] against "--name" or "--name=value". For an option that
+ * takes a value (`value` non-NULL), the value is "=value" or the next
+ * argument (then *i advances); a missing value prints an error and returns
+ * -1. Returns 1 on a match, 0 when argv[*i] is another argument. */
+int cli_option(const char *cmd, int argc, char **argv, int *i, const char *name, const char **value);
+
+/* Opens a context ranked/restricted to `backends` (NULL: PLEXUS_BACKENDS or
+ * all). Prints the error and returns -1 on failure. */
+int cli_open_context(const char *cmd, const char *backends, plx_context **ctx);
+
+/* "plexus CMD: <plx_last_error(ctx)>" (or the status text when the message
+ * is empty) on stderr. */
+void cli_report(const char *cmd, const plx_context *ctx, plx_status status);
+
+#endif
