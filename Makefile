@@ -64,7 +64,7 @@ TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 TEST_UTIL_OBJ := $(BUILD)/obj/tests/test_util.o
 TEST_PLUGIN_DIR := $(abspath $(BUILD))/test-plugins
 
-.PHONY: all test check deps install uninstall clean bench FORCE
+.PHONY: all test check deps install uninstall clean bench demo FORCE
 all: $(LIBPLEXUS) $(CLI) $(PLUGINS) $(BUILD)/plexus.pc
 
 $(BUILD)/obj/runtime/%.o: runtime/%.c
@@ -141,6 +141,12 @@ test: all $(TEST_BIN) $(TEST_PLUGINS)
 
 bench: all
 	@$(MAKE) -s bench-programs BUILD=$(BUILD)
+
+# From a fresh Debian machine to a trained Fashion-MNIST CNN and its test
+# accuracy: installs dependencies and the data set, builds, trains.
+demo:
+	@sh scripts/demo.sh
+
 -include bench/bench.mk
 
 # Keep test objects between runs (they are intermediate files of the test rules).

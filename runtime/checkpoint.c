@@ -169,7 +169,7 @@ PLX_API plx_status plx_model_load_checkpoint(plx_context *ctx, const char *path,
     char name[1200];
     snprintf(name, sizeof name, "%s (in %s)", origin ? origin : "model", path);
     plx_model *m = NULL;
-    plx_status st = plx_model_parse(ctx, spec, name, &m);
+    plx_status st = model_parse_for_checkpoint(ctx, spec, name, &m);
     /* Optimizer slots exist only once training is set up; a checkpoint for
      * evaluation needs just the weights. */
     if (st == PLX_OK) {

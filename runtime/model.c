@@ -181,7 +181,8 @@ plx_status model_infer_plan(plx_model *m, int64_t n, infer_plan **out)
 
 /* ---- public API ----------------------------------------------------------- */
 
-static plx_status model_new(plx_context *ctx, const char *text, const char *origin, plx_model **out)
+static plx_status model_new(plx_context *ctx, const char *text, const char *origin, bool apply_init_from,
+                            plx_model **out)
 {
     plx_model *m = calloc(1, sizeof *m);
     if (m == NULL)
@@ -221,7 +222,9 @@ static plx_status model_new(plx_context *ctx, const char *text, const char *orig
         infer_plan *ip;
         st = model_infer_plan(m, 1, &ip);
     }
-    if (st == PLX_OK && m->spec.init_from != NULL)
+    /* A checkpoint's own weights replace everything, so rebuilding from one
+     * does not need (or read) the init_from file. */
+    if (st == PLX_OK && apply_init_from && m->spec.init_from != NULL)
         st = plx_model_load_weights(m, m->spec.init_from, m->spec.init_partial);
     if (st != PLX_OK) {
         plx_model_free(m);
@@ -231,11 +234,16 @@ static plx_status model_new(plx_context *ctx, const char *text, const char *orig
     return PLX_OK;
 }
 
+plx_status model_parse_for_checkpoint(plx_context *ctx, const char *json_text, const char *origin, plx_model **out)
+{
+    return model_new(ctx, json_text, origin, false, out);
+}
+
 PLX_API plx_status plx_model_parse(plx_context *ctx, const char *json_text, const char *origin, plx_model **out)
 {
     if (ctx == NULL || json_text == NULL || out == NULL)
         return ctx ? ctx_fail(ctx, PLX_INVALID_ARGUMENT, "plx_model_parse: NULL argument") : PLX_INVALID_ARGUMENT;
-    return model_new(ctx, json_text, origin, out);
+    return model_new(ctx, json_text, origin, true, out);
 }
 
 PLX_API plx_status plx_model_load(plx_context *ctx, const char *path, plx_model **out)
@@ -258,7 +266,7 @@ PLX_API plx_status plx_model_load(plx_context *ctx, const char *path, plx_model 
         free(z);
         return ctx_fail(ctx, PLX_INVALID_ARGUMENT, "%s: contains a NUL byte; not a JSON model file", path);
     }
-    st = model_new(ctx, z, path, out);
+    st = model_new(ctx, z, path, true, out);
     free(z);
     return st;
 }

@@ -129,6 +129,10 @@ plx_status model_infer_plan(plx_model *m, int64_t n, infer_plan **out);
 /* The training graph and plan (built once). */
 plx_status model_train_plan(plx_model *m);
 
+/* As plx_model_parse, without applying training.init_from (the checkpoint
+ * being restored provides every weight). */
+plx_status model_parse_for_checkpoint(plx_context *ctx, const char *json_text, const char *origin, plx_model **out);
+
 /* checkpoint.c */
 plx_status checkpoint_write(plx_model *m, const char *path);
 plx_status checkpoint_restore(plx_model *m, const char *path);
