@@ -1,5 +1,348 @@
-/* cpu_blas kernels of the pool family. */
+/*
+ * cpu_blas kernels of the pool family, NCHW. Every (image, channel) plane is
+ * independent, so planes are the unit of parallel work.
+ *
+ * Window rules follow PyTorch's CPU kernels so results match bit for bit
+ * where the arithmetic allows: max pooling keeps the first maximum of a
+ * window in row-major tap order (a NaN always wins), and its backward routes
+ * the gradient to that tap; avg pooling's window is clipped to the padded
+ * input and its divisor counts padding or not (count_include_pad).
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cpu_blas.h"
 
-const cpu_kernel cpu_kernels_pool[] = {{0}};
-const size_t cpu_kernels_pool_count = 0;
+/* Elements touched per parallel chunk. */
+#define PLANE_GRAIN_ELEMS ((int64_t)1 << 15)
+
+typedef struct pool_geom {
+    int64_t planes; /* N * C */
+    int64_t h, w, p, q;
+    int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+    bool count_include_pad;
+} pool_geom;
+
+static void geom_init(pool_geom *g, const plx_pool2d_attrs *a, bool is_max, const plx_tensor_desc *x,
+                      const plx_tensor_desc *y)
+{
+    g->planes = x->shape[0] * x->shape[1];
+    g->h = x->shape[2];
+    g->w = x->shape[3];
+    g->p = y->shape[2];
+    g->q = y->shape[3];
+    g->kernel_h = a->kernel[0];
+    g->kernel_w = a->kernel[1];
+    g->stride_h = a->stride[0] != 0 ? a->stride[0] : a->kernel[0];
+    g->stride_w = a->stride[1] != 0 ? a->stride[1] : a->kernel[1];
+    g->pad_h = a->padding[0];
+    g->pad_w = a->padding[1];
+    g->dil_h = is_max ? a->dilation[0] : 1;
+    g->dil_w = is_max ? a->dilation[1] : 1;
+    g->count_include_pad = a->count_include_pad != 0;
+}
+
+static int64_t grain_for(int64_t per_plane)
+{
+    int64_t grain = PLANE_GRAIN_ELEMS / (per_plane > 0 ? per_plane : 1);
+    return grain > 0 ? grain : 1;
+}
+
+/* Output positions [*lo, *hi) whose input index o * stride + offset lies in
+ * [0, in_len). */
+static void valid_range(int64_t out_len, int64_t in_len, int64_t stride, int64_t offset, int64_t *lo, int64_t *hi)
+{
+    int64_t first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+    int64_t last = in_len - 1 - offset < 0 ? 0 : (in_len - 1 - offset) / stride + 1;
+    if (last > out_len)
+        last = out_len;
+    if (first > last)
+        first = last;
+    *lo = first;
+    *hi = last;
+}
+
+typedef struct pool_job {
+    const pool_geom *g;
+    const float *x, *dy;
+    float *y, *dx;
+    atomic_int failed; /* a chunk could not get its scratch buffer */
+} pool_job;
+
+/* ---- max pooling ------------------------------------------------------------
+ * Loops run tap by tap over whole rows of outputs ((r, c) outer, outputs
+ * inner), which keeps the inner loops branch-free; every output still sees
+ * its window's taps in row-major order, so "first maximum" is preserved. */
+
+/* Window maxima of one plane into `best`; with `index` (else NULL), also
+ * each one's position in the plane as PyTorch picks it (first maximum,
+ * last NaN, the first tap when all are -inf), -1 for a window wholly in
+ * the padding. */
+static void max_pool_plane(const pool_geom *g, const float *xp, float *best, int64_t *index)
+{
+    int64_t outputs = g->p * g->q;
+    for (int64_t i = 0; i < outputs; i++)
+        best[i] = -INFINITY;
+    if (index != NULL)
+        for (int64_t i = 0; i < outputs; i++)
+            index[i] = -1;
+    for (int64_t r = 0; r < g->kernel_h; r++) {
+        int64_t off_h = r * g->dil_h - g->pad_h, p_lo, p_hi;
+        valid_range(g->p, g->h, g->stride_h, off_h, &p_lo, &p_hi);
+        for (int64_t c = 0; c < g->kernel_w; c++) {
+            int64_t off_w = c * g->dil_w - g->pad_w, q_lo, q_hi;
+            valid_range(g->q, g->w, g->stride_w, off_w, &q_lo, &q_hi);
+            for (int64_t oh = p_lo; oh < p_hi; oh++) {
+                int64_t ih = oh * g->stride_h + off_h;
+                const float *xrow = xp + ih * g->w;
+                float *brow = best + oh * g->q;
+                if (index == NULL) {
+                    for (int64_t ow = q_lo; ow < q_hi; ow++) {
+                        float v = xrow[ow * g->stride_w + off_w], m = brow[ow];
+                        brow[ow] = (v > m || v != v) ? v : m;
+                    }
+                    continue;
+                }
+                int64_t *irow = index + oh * g->q;
+                for (int64_t ow = q_lo; ow < q_hi; ow++) {
+                    int64_t iw = ow * g->stride_w + off_w;
+                    float v = xrow[iw];
+                    if (v > brow[ow] || v != v || irow[ow] < 0) {
+                        /* A -inf first tap only claims the index. */
+                        if (v > brow[ow] || v != v)
+                            brow[ow] = v;
+                        irow[ow] = ih * g->w + iw;
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void max_pool_range(void *arg, int64_t begin, int64_t end)
+{
+    pool_job *j = arg;
+    const pool_geom *g = j->g;
+    for (int64_t plane = begin; plane < end; plane++)
+        max_pool_plane(g, j->x + plane * g->h * g->w, j->y + plane * g->p * g->q, NULL);
+}
+
+static void max_pool_backward_range(void *arg, int64_t begin, int64_t end)
+{
+    pool_job *j = arg;
+    const pool_geom *g = j->g;
+    int64_t outputs = g->p * g->q;
+    int64_t *index = malloc((size_t)outputs * (sizeof(int64_t) + sizeof(float)));
+    if (index == NULL) {
+        atomic_store(&j->failed, 1);
+        return;
+    }
+    float *best = (float *)(void *)(index + outputs);
+    for (int64_t plane = begin; plane < end; plane++) {
+        const float *dyp = j->dy + plane * outputs;
+        float *dxp = j->dx + plane * g->h * g->w;
+        max_pool_plane(g, j->x + plane * g->h * g->w, best, index);
+        memset(dxp, 0, (size_t)(g->h * g->w) * sizeof(float));
+        for (int64_t i = 0; i < outputs; i++)
+            if (index[i] >= 0)
+                dxp[index[i]] += dyp[i];
+    }
+    free(index);
+}
+
+/* ---- average pooling ---------------------------------------------------------- */
+
+/* Window of output position o along one axis: the divisor's share (the
+ * window clipped to the padded input, or to the input when padding does not
+ * count). */
+static int64_t avg_count(int64_t o, int64_t stride, int64_t pad, int64_t kernel, int64_t in_len,
+                         bool count_include_pad)
+{
+    int64_t start = o * stride - pad;
+    int64_t stop = start + kernel < in_len + pad ? start + kernel : in_len + pad;
+    if (count_include_pad)
+        return stop - start;
+    return (stop < in_len ? stop : in_len) - (start > 0 ? start : 0);
+}
+
+/* dst = src / its window's divisor, for every output of a plane. */
+static void apply_divisors(const pool_geom *g, const float *src, float *dst)
+{
+    for (int64_t oh = 0; oh < g->p; oh++) {
+        int64_t count_h = avg_count(oh, g->stride_h, g->pad_h, g->kernel_h, g->h, g->count_include_pad);
+        for (int64_t ow = 0; ow < g->q; ow++) {
+            int64_t count_w = avg_count(ow, g->stride_w, g->pad_w, g->kernel_w, g->w, g->count_include_pad);
+            dst[oh * g->q + ow] = src[oh * g->q + ow] / (float)(count_h * count_w);
+        }
+    }
+}
+
+static void avg_pool_range(void *arg, int64_t begin, int64_t end)
+{
+    pool_job *j = arg;
+    const pool_geom *g = j->g;
+    for (int64_t plane = begin; plane < end; plane++) {
+        const float *xp = j->x + plane * g->h * g->w;
+        float *yp = j->y + plane * g->p * g->q;
+        memset(yp, 0, (size_t)(g->p * g->q) * sizeof(float));
+        for (int64_t r = 0; r < g->kernel_h; r++) {
+            int64_t off_h = r - g->pad_h, p_lo, p_hi;
+            valid_range(g->p, g->h, g->stride_h, off_h, &p_lo, &p_hi);
+            for (int64_t c = 0; c < g->kernel_w; c++) {
+                int64_t off_w = c - g->pad_w, q_lo, q_hi;
+                valid_range(g->q, g->w, g->stride_w, off_w, &q_lo, &q_hi);
+                for (int64_t oh = p_lo; oh < p_hi; oh++) {
+                    const float *xrow = xp + (oh * g->stride_h + off_h) * g->w;
+                    float *yrow = yp + oh * g->q;
+                    for (int64_t ow = q_lo; ow < q_hi; ow++)
+                        yrow[ow] += xrow[ow * g->stride_w + off_w];
+                }
+            }
+        }
+        apply_divisors(g, yp, yp);
+    }
+}
+
+static void avg_pool_backward_range(void *arg, int64_t begin, int64_t end)
+{
+    pool_job *j = arg;
+    const pool_geom *g = j->g;
+    float *share = malloc((size_t)(g->p * g->q) * sizeof(float));
+    if (share == NULL) {
+        atomic_store(&j->failed, 1);
+        return;
+    }
+    for (int64_t plane = begin; plane < end; plane++) {
+        float *dxp = j->dx + plane * g->h * g->w;
+        apply_divisors(g, j->dy + plane * g->p * g->q, share);
+        memset(dxp, 0, (size_t)(g->h * g->w) * sizeof(float));
+        for (int64_t r = 0; r < g->kernel_h; r++) {
+            int64_t off_h = r - g->pad_h, p_lo, p_hi;
+            valid_range(g->p, g->h, g->stride_h, off_h, &p_lo, &p_hi);
+            for (int64_t c = 0; c < g->kernel_w; c++) {
+                int64_t off_w = c - g->pad_w, q_lo, q_hi;
+                valid_range(g->q, g->w, g->stride_w, off_w, &q_lo, &q_hi);
+                for (int64_t oh = p_lo; oh < p_hi; oh++) {
+                    float *dxrow = dxp + (oh * g->stride_h + off_h) * g->w;
+                    const float *srow = share + oh * g->q;
+                    for (int64_t ow = q_lo; ow < q_hi; ow++)
+                        dxrow[ow * g->stride_w + off_w] += srow[ow];
+                }
+            }
+        }
+    }
+    free(share);
+}
+
+/* ---- global average pooling --------------------------------------------------- */
+
+typedef struct global_job {
+    int64_t hw;
+    const float *x, *dy;
+    float *y, *dx;
+} global_job;
+
+static void global_avg_pool_range(void *arg, int64_t begin, int64_t end)
+{
+    const global_job *j = arg;
+    for (int64_t plane = begin; plane < end; plane++) {
+        const float *xp = j->x + plane * j->hw;
+        /* Four float partial sums per block, gathered in double, keep the
+         * error small for large planes while the inner loop stays simple. */
+        double sum = 0.0;
+        int64_t i = 0;
+        for (; i + 64 <= j->hw; i += 64) {
+            float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int64_t k = 0; k < 64; k += 4)
+                for (int l = 0; l < 4; l++)
+                    part[l] += xp[i + k + l];
+            sum += (double)part[0] + (double)part[1] + (double)part[2] + (double)part[3];
+        }
+        for (; i < j->hw; i++)
+            sum += (double)xp[i];
+        j->y[plane] = (float)(sum / (double)j->hw);
+    }
+}
+
+static void global_avg_pool_backward_range(void *arg, int64_t begin, int64_t end)
+{
+    const global_job *j = arg;
+    for (int64_t plane = begin; plane < end; plane++) {
+        float share = j->dy[plane] / (float)j->hw;
+        float *dxp = j->dx + plane * j->hw;
+        for (int64_t i = 0; i < j->hw; i++)
+            dxp[i] = share;
+    }
+}
+
+/* ---- entry points ------------------------------------------------------------ */
+
+static plx_status scratch_status(cpu_state *st, pool_job *j, const char *op, size_t bytes)
+{
+    if (atomic_load(&j->failed))
+        return CPU_FAIL(st, PLX_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes of scratch", op, bytes);
+    return PLX_OK;
+}
+
+static plx_status run_max_pool2d(cpu_state *st, const plx_op_call *call)
+{
+    pool_geom g;
+    geom_init(&g, call->attrs, true, &call->inputs[0], &call->outputs[0]);
+    pool_job j = {&g, cpu_f32(&call->inputs[0]), NULL, cpu_f32(&call->outputs[0]), NULL, 0};
+    cpu_parallel_for(st, g.planes, grain_for(g.p * g.q * g.kernel_h * g.kernel_w), max_pool_range, &j);
+    return PLX_OK;
+}
+
+static plx_status run_max_pool2d_backward(cpu_state *st, const plx_op_call *call)
+{
+    pool_geom g;
+    geom_init(&g, call->attrs, true, &call->inputs[1], &call->inputs[0]);
+    pool_job j = {&g, cpu_f32(&call->inputs[1]), cpu_f32(&call->inputs[0]), NULL, cpu_f32(&call->outputs[0]), 0};
+    cpu_parallel_for(st, g.planes, grain_for(g.p * g.q * g.kernel_h * g.kernel_w + g.h * g.w),
+                     max_pool_backward_range, &j);
+    return scratch_status(st, &j, "max_pool2d_backward", (size_t)(g.p * g.q) * (sizeof(float) + sizeof(int64_t)));
+}
+
+static plx_status run_avg_pool2d(cpu_state *st, const plx_op_call *call)
+{
+    pool_geom g;
+    geom_init(&g, call->attrs, false, &call->inputs[0], &call->outputs[0]);
+    pool_job j = {&g, cpu_f32(&call->inputs[0]), NULL, cpu_f32(&call->outputs[0]), NULL, 0};
+    cpu_parallel_for(st, g.planes, grain_for(g.p * g.q * g.kernel_h * g.kernel_w), avg_pool_range, &j);
+    return PLX_OK;
+}
+
+static plx_status run_avg_pool2d_backward(cpu_state *st, const plx_op_call *call)
+{
+    pool_geom g;
+    geom_init(&g, call->attrs, false, &call->inputs[1], &call->inputs[0]);
+    pool_job j = {&g, NULL, cpu_f32(&call->inputs[0]), NULL, cpu_f32(&call->outputs[0]), 0};
+    cpu_parallel_for(st, g.planes, grain_for(g.p * g.q * g.kernel_h * g.kernel_w + g.h * g.w),
+                     avg_pool_backward_range, &j);
+    return scratch_status(st, &j, "avg_pool2d_backward", (size_t)(g.p * g.q) * sizeof(float));
+}
+
+static plx_status run_global_avg_pool2d(cpu_state *st, const plx_op_call *call)
+{
+    const plx_tensor_desc *x = &call->inputs[0];
+    global_job j = {x->shape[2] * x->shape[3], cpu_f32(x), NULL, cpu_f32(&call->outputs[0]), NULL};
+    cpu_parallel_for(st, x->shape[0] * x->shape[1], grain_for(j.hw), global_avg_pool_range, &j);
+    return PLX_OK;
+}
+
+static plx_status run_global_avg_pool2d_backward(cpu_state *st, const plx_op_call *call)
+{
+    const plx_tensor_desc *x = &call->inputs[1];
+    global_job j = {x->shape[2] * x->shape[3], NULL, cpu_f32(&call->inputs[0]), NULL, cpu_f32(&call->outputs[0])};
+    cpu_parallel_for(st, x->shape[0] * x->shape[1], grain_for(j.hw), global_avg_pool_backward_range, &j);
+    return PLX_OK;
+}
+
+CPU_FAMILY_TABLE(pool, {PLX_OP_MAX_POOL2D, run_max_pool2d, NULL},
+                 {PLX_OP_MAX_POOL2D_BACKWARD, run_max_pool2d_backward, NULL},
+                 {PLX_OP_AVG_POOL2D, run_avg_pool2d, NULL},
+                 {PLX_OP_AVG_POOL2D_BACKWARD, run_avg_pool2d_backward, NULL},
+                 {PLX_OP_GLOBAL_AVG_POOL2D, run_global_avg_pool2d, NULL},
+                 {PLX_OP_GLOBAL_AVG_POOL2D_BACKWARD, run_global_avg_pool2d_backward, NULL});
