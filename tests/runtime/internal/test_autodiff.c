@@ -95,6 +95,25 @@ static void test_matmul_rule(void **state)
         }
 }
 
+static void test_conv_and_pool_rules(void **state)
+{
+    (void)state;
+    plx_conv2d_attrs c = {sizeof c, {2, 1}, {1, 2}, {1, 2}, 2};
+    gc_one_op conv = {PLX_OP_CONV2D, &c, 3, 1, 0};
+    gc_input cin[3] = {F32_IN(4, -1.0f, 1.0f, 2, 4, 7, 6), F32_IN(4, -1.0f, 1.0f, 6, 2, 3, 2),
+                       F32_IN(1, -1.0f, 1.0f, 6)};
+    gc_check("conv2d (stride, padding, dilation, groups, bias)", 3, cin, gc_build_one_op, &conv, 1e-2f, 3e-3f, 48);
+    plx_pool2d_attrs mp = {sizeof mp, {2, 2}, {2, 2}, {0, 0}, {1, 1}, 0, 1};
+    gc_one_op maxp = {PLX_OP_MAX_POOL2D, &mp, 1, 1, 0};
+    gc_input pin[1] = {F32_IN(4, -1.0f, 1.0f, 2, 3, 6, 6)};
+    gc_check("max_pool2d", 1, pin, gc_build_one_op, &maxp, 1e-3f, 3e-3f, 72);
+    plx_pool2d_attrs ap = {sizeof ap, {3, 3}, {2, 2}, {1, 1}, {1, 1}, 1, 0};
+    gc_one_op avgp = {PLX_OP_AVG_POOL2D, &ap, 1, 1, 0};
+    gc_check("avg_pool2d (ceil, padding, exclude pad)", 1, pin, gc_build_one_op, &avgp, 1e-2f, 2e-3f, 72);
+    gc_one_op gap = {PLX_OP_GLOBAL_AVG_POOL2D, NULL, 1, 1, 0};
+    gc_check("global_avg_pool2d", 1, pin, gc_build_one_op, &gap, 1e-2f, 2e-3f, 72);
+}
+
 /* Nodes that nothing kept depends on are dropped; the arena reuses memory. */
 static void test_pruning_and_memory_reuse(void **state)
 {
@@ -176,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_reductions),
         cmocka_unit_test(test_unary_and_binary_rules),
         cmocka_unit_test(test_matmul_rule),
+        cmocka_unit_test(test_conv_and_pool_rules),
         cmocka_unit_test(test_pruning_and_memory_reuse),
         cmocka_unit_test(test_errors_name_the_node),
     };
