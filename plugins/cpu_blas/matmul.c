@@ -7,7 +7,7 @@
 
 #include "cpu_blas.h"
 
-/* OpenBLAS (0.3.x) runs a GEMM with m*n*k at or below 4 * 65536 on the
+/* OpenBLAS (0.3.x) runs a GEMM with m*n*k up to 4 * 65536 on the
  * calling thread alone. Batches of such small products are split over our
  * pool; anything bigger is issued from one thread so OpenBLAS's own threads
  * never compete with a second concurrent call. */
@@ -101,7 +101,7 @@ static plx_status run_matmul(cpu_state *st, const plx_op_call *call)
         return PLX_OK;
     }
     int64_t mnk = p.m * p.n * p.k;
-    if (mnk <= SMALL_GEMM_MNK) {
+    if (mnk < SMALL_GEMM_MNK) {
         int64_t grain = SMALL_GEMM_MNK / mnk;
         cpu_parallel_for(st, batch, grain > 0 ? grain : 1, matmul_range, &p);
     } else {

@@ -250,6 +250,7 @@ static void test_conv_large(void **state)
     static const conv_case cases[] = {
         CASE(5, 16, 20, 19, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1),
         CASE(3, 16, 21, 20, 24, 3, 3, 2, 2, 1, 1, 1, 1, 2),
+        CASE(5, 32, 26, 27, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1), /* chunks of 2, 2 and 1 images */
         CASE(2, 8, 173, 171, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1), /* col of one image > the chunk budget */
         CASE(1, 32, 170, 86, 4, 3, 3, 2, 1, 1, 1, 1, 1, 1), /* ... strided, in two bands of rows */
     };

@@ -181,6 +181,8 @@ static void test_matmul_batched_small_and_large(void **state)
     uint64_t rng = 3;
     matmul_case c = make_case(3, (int64_t[]){67}, 3, (int64_t[]){67}, 9, 16, 11, 0, 1);
     run_case(ctx, &rng, &c);
+    c = make_case(4, (int64_t[]){3, 100}, 4, (int64_t[]){1, 100}, 16, 32, 17, 1, 1);
+    run_case(ctx, &rng, &c);
     c = make_case(3, (int64_t[]){3}, 3, (int64_t[]){3}, 70, 80, 90, 1, 0);
     run_case(ctx, &rng, &c);
     c = make_case(3, (int64_t[]){5}, 2, NULL, 61, 130, 70, 0, 0);
