@@ -4,7 +4,7 @@ BENCH_CORE := $(BUILD)/bench/bench_core
 $(BENCH_CORE): bench/bench_core.c $(LIBPLEXUS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(OPENBLAS_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -L$(BUILD) -lplexus \
-	  -Wl,-rpath,$(abspath $(BUILD)) $(OPENBLAS_LIBS) -lm
+	  -Wl,-rpath,$(abspath $(BUILD)) -ldl -lm
 
 .PHONY: bench-programs
 bench-programs: $(BENCH_CORE) $(PLUGINS)

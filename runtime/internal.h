@@ -128,6 +128,10 @@ const char *op_name_of(const plx_context *ctx, int32_t op_id);
 int32_t op_lookup(const plx_context *ctx, const char *name);
 int32_t op_intern(plx_context *ctx, const char *name);
 
+/* cpu_tune.c: sets OPENBLAS_CORETYPE from the CPU's features (once per
+ * process, if the user has not) before plugins load OpenBLAS. */
+void cpu_tune_blas(const struct plx_context *ctx);
+
 /* loader.c */
 plx_status loader_load_all(plx_context *ctx);
 void loader_unload_all(plx_context *ctx);

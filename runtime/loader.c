@@ -451,6 +451,7 @@ static plx_status examine_path(plx_context *ctx, const char *path, bool explicit
 
 plx_status loader_load_all(plx_context *ctx)
 {
+    cpu_tune_blas(ctx);
     const plx_context_options *o = &ctx->opts;
     for (size_t i = 0; i < o->n_plugin_paths; i++) {
         plx_status st = examine_path(ctx, o->plugin_paths[i], true, false, "options.plugin_paths");

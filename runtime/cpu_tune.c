@@ -1,0 +1,45 @@
+/*
+ * cpu_tune.c — choosing OpenBLAS's kernel family before any plugin loads it.
+ *
+ * OpenBLAS picks its kernels once, when the library is loaded, from the CPU
+ * model it recognizes. Debian 12's OpenBLAS 0.3.21 does not know CPUs newer
+ * than it (seen here: an Emerald Rapids Xeon) and falls back to its generic
+ * "Prescott" kernels, 5-6x slower at SGEMM than the AVX-512 ones the CPU can
+ * run. OPENBLAS_CORETYPE overrides the choice, and must be set before the
+ * library loads — i.e. before the first plugin linked against it is opened.
+ * So, once per process, when the user has not set it, the runtime sets it to
+ * the family the CPU's features support (by cpuid, never by model number).
+ * PLEXUS_OPENBLAS_CORETYPE=keep leaves OpenBLAS's own detection alone.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const char *chosen = NULL;
+static pthread_once_t tune_once = PTHREAD_ONCE_INIT;
+
+static void choose_coretype(void)
+{
+    const char *keep = getenv("PLEXUS_OPENBLAS_CORETYPE");
+    if (getenv("OPENBLAS_CORETYPE") != NULL || (keep != NULL && strcmp(keep, "keep") == 0))
+        return;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        chosen = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        chosen = "Haswell";
+    if (chosen != NULL)
+        setenv("OPENBLAS_CORETYPE", chosen, 0);
+#endif
+}
+
+void cpu_tune_blas(const plx_context *ctx)
+{
+    pthread_once(&tune_once, choose_coretype);
+    if (chosen != NULL)
+        ctx_log(ctx, PLX_LOG_DEBUG, "OPENBLAS_CORETYPE=%s chosen from the CPU's features", chosen);
+}
