@@ -141,6 +141,7 @@ test: all $(TEST_BIN) $(TEST_PLUGINS)
 
 bench: all
 	@$(MAKE) -s bench-programs BUILD=$(BUILD)
+	@$(MAKE) -s bench-peer BUILD=$(BUILD)
 
 # From a fresh Debian machine to a trained Fashion-MNIST CNN and its test
 # accuracy: installs dependencies and the data set, builds, trains.
