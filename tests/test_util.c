@@ -100,6 +100,30 @@ void tu_run(plx_context *ctx, const char *op, const void *attrs, plx_tensor *con
         fail_msg("%s failed: %s: %s", op, plx_status_name(st), plx_last_error(ctx));
 }
 
+void tu_expect_failure(plx_context *ctx, const char *op, const void *attrs, plx_tensor *const *in, size_t n_in,
+                       size_t n_out, plx_status want, const char *const *needles, size_t n_needles)
+{
+    plx_tensor *outs[8] = {0};
+    assert_true(n_out <= 8);
+    plx_status st = plx_op_run(ctx, op, attrs, in, n_in, outs, n_out);
+    for (size_t i = 0; i < n_out; i++)
+        plx_tensor_free(outs[i]);
+    const char *msg = plx_last_error(ctx);
+    if (st != want)
+        fail_msg("%s: got status %s, want %s (%s)", op, plx_status_name(st), plx_status_name(want), msg);
+    if (strstr(msg, op) == NULL)
+        fail_msg("%s: message \"%s\" does not name the op", op, msg);
+    for (size_t i = 0; i < n_needles; i++)
+        if (strstr(msg, needles[i]) == NULL)
+            fail_msg("%s: message \"%s\" does not mention \"%s\"", op, msg, needles[i]);
+}
+
+void tu_expect_failure1(plx_context *ctx, const char *op, const void *attrs, plx_tensor *const *in, size_t n_in,
+                        plx_status want, const char *const *needles, size_t n_needles)
+{
+    tu_expect_failure(ctx, op, attrs, in, n_in, 1, want, needles, n_needles);
+}
+
 void tu_assert_close(const float *got, const float *want, int64_t n, float atol, float rtol, const char *what)
 {
     for (int64_t i = 0; i < n; i++) {

@@ -40,6 +40,14 @@ float *tu_f32(const plx_tensor *t);
 void tu_run(plx_context *ctx, const char *op, const void *attrs, plx_tensor *const *inputs, size_t n_in,
             plx_tensor **outputs, size_t n_out);
 
+/* Runs op (n_out runtime-made outputs, freed) and fails the test unless it
+ * returns `want` with a message naming the op and containing every needle. */
+void tu_expect_failure(plx_context *ctx, const char *op, const void *attrs, plx_tensor *const *in, size_t n_in,
+                       size_t n_out, plx_status want, const char *const *needles, size_t n_needles);
+/* The same for an op with one output. */
+void tu_expect_failure1(plx_context *ctx, const char *op, const void *attrs, plx_tensor *const *in, size_t n_in,
+                        plx_status want, const char *const *needles, size_t n_needles);
+
 /* Fails the test at the first i with |got - want| > atol + rtol * |want|
  * (NaNs must match), printing what, i, got and want. */
 void tu_assert_close(const float *got, const float *want, int64_t n, float atol, float rtol, const char *what);

@@ -27,21 +27,7 @@ static void assert_shape(const plx_tensor *t, int32_t ndim, const int64_t *shape
 }
 
 /* Runs op expecting `want`, and a message containing each of `needles`. */
-static void expect_failure(plx_context *ctx, const char *op, const void *attrs, plx_tensor *const *in, size_t n_in,
-                           size_t n_out, plx_status want, const char *const *needles, size_t n_needles)
-{
-    plx_tensor *outs[4] = {0};
-    plx_status st = plx_op_run(ctx, op, attrs, in, n_in, outs, n_out);
-    free_all(outs, n_out);
-    const char *msg = plx_last_error(ctx);
-    if (st != want)
-        fail_msg("%s: got status %s, want %s (%s)", op, plx_status_name(st), plx_status_name(want), msg);
-    if (strstr(msg, op) == NULL)
-        fail_msg("%s: message \"%s\" does not name the op", op, msg);
-    for (size_t i = 0; i < n_needles; i++)
-        if (strstr(msg, needles[i]) == NULL)
-            fail_msg("%s: message \"%s\" does not mention \"%s\"", op, msg, needles[i]);
-}
+#define expect_failure tu_expect_failure
 
 /* Copies a strided view of base (shape, strides in elements) into compact out. */
 static void gather_strided(const float *base, int32_t ndim, const int64_t *shape, const int64_t *strides, float *out)
