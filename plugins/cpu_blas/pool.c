@@ -129,11 +129,46 @@ static void max_pool_range(void *arg, int64_t begin, int64_t end)
         max_pool_plane(g, j->x + plane * g->h * g->w, j->y + plane * g->p * g->q, NULL);
 }
 
+/* Disjoint windows wholly inside the input (stride = kernel, no padding or
+ * dilation: the usual 2x2/2 pooling): each output's window is scanned
+ * directly, with the same tap order and NaN rule as max_pool_plane. */
+static bool windows_disjoint_inside(const pool_geom *g)
+{
+    return g->stride_h == g->kernel_h && g->stride_w == g->kernel_w && g->pad_h == 0 && g->pad_w == 0 &&
+           g->dil_h == 1 && g->dil_w == 1 && g->p * g->kernel_h <= g->h && g->q * g->kernel_w <= g->w;
+}
+
+static void max_pool_backward_disjoint(const pool_geom *g, const float *xp, const float *dyp, float *dxp)
+{
+    memset(dxp, 0, (size_t)(g->h * g->w) * sizeof(float));
+    for (int64_t oh = 0; oh < g->p; oh++)
+        for (int64_t ow = 0; ow < g->q; ow++) {
+            const float *win = xp + oh * g->kernel_h * g->w + ow * g->kernel_w;
+            float best = win[0];
+            int64_t at = 0;
+            for (int64_t r = 0; r < g->kernel_h; r++)
+                for (int64_t c = 0; c < g->kernel_w; c++) {
+                    float v = win[r * g->w + c];
+                    if (v > best || v != v) {
+                        best = v;
+                        at = r * g->w + c;
+                    }
+                }
+            dxp[oh * g->kernel_h * g->w + ow * g->kernel_w + at] += dyp[oh * g->q + ow];
+        }
+}
+
 static void max_pool_backward_range(void *arg, int64_t begin, int64_t end)
 {
     pool_job *j = arg;
     const pool_geom *g = j->g;
     int64_t outputs = g->p * g->q;
+    if (windows_disjoint_inside(g)) {
+        for (int64_t plane = begin; plane < end; plane++)
+            max_pool_backward_disjoint(g, j->x + plane * g->h * g->w, j->dy + plane * outputs,
+                                       j->dx + plane * g->h * g->w);
+        return;
+    }
     int64_t *index = malloc((size_t)outputs * (sizeof(int64_t) + sizeof(float)));
     if (index == NULL) {
         atomic_store(&j->failed, 1);

@@ -495,9 +495,38 @@ static void test_pool_bad_input(void **state)
     plx_context_close(ctx);
 }
 
+
+/* The disjoint-window fast path (2x2, stride 2) keeps the same tie and NaN
+ * rules: the first of equal maxima takes the gradient, a NaN wins. */
+static void test_max_pool_disjoint_ties_and_nan(void **state)
+{
+    (void)state;
+    plx_context *ctx = tu_open();
+    pool_case c = PCASE(1, 2, 4, 6, 2, 2, 2, 2, 0, 0, 1, 1, 0, 1);
+    int64_t xd[4] = {1, 2, 4, 6}, yd[4] = {1, 2, 2, 3};
+    plx_tensor *x = tu_tensor(ctx, PLX_F32, 4, xd), *dy = tu_tensor(ctx, PLX_F32, 4, yd), *dx = NULL;
+    for (int i = 0; i < 48; i++)
+        tu_f32(x)[i] = (float)(i % 3 == 0 ? 1 : 0); /* many ties */
+    tu_f32(x)[7] = NAN;
+    tu_f32(x)[30] = NAN;
+    tu_f32(x)[31] = NAN;
+    for (int i = 0; i < 12; i++)
+        tu_f32(dy)[i] = (float)(i + 1);
+    plx_pool2d_attrs a = attrs_of(&c);
+    tu_run(ctx, "core.max_pool2d_backward", &a, (plx_tensor *[]){dy, x}, 2, &dx, 1);
+    float want_dx[48];
+    reference_max(&c, tu_f32(x), tu_f32(dy), NULL, want_dx);
+    tu_assert_close(tu_f32(dx), want_dx, 48, 0.0f, 0.0f, "disjoint 2x2 max_pool2d_backward with ties and NaN");
+    plx_tensor_free(x);
+    plx_tensor_free(dy);
+    plx_tensor_free(dx);
+    plx_context_close(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_max_pool_disjoint_ties_and_nan),
         cmocka_unit_test(test_max_pool),
         cmocka_unit_test(test_avg_pool),
         cmocka_unit_test(test_max_pool_ties_and_nan),
