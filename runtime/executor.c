@@ -445,9 +445,15 @@ void plan_describe(const exec_plan *p, int explain, void (*emit)(void *user, con
             int32_t k = n->n_in + n->n_out;
             if (k > 24)
                 continue;
-            for (int32_t i = 0; i < k; i++)
+            plx_tensor_desc shapes_only[24];
+            for (int32_t i = 0; i < k; i++) {
                 metas[i] = g->values[i < n->n_in ? n->in[i] : n->out[i - n->n_in]].meta;
+                shapes_only[i] = step->descs[i];
+                shapes_only[i].data = NULL; /* support queries see no data */
+            }
             plx_op_call call = step->call;
+            call.inputs = shapes_only;
+            call.outputs = shapes_only + n->n_in;
             int32_t bi, di;
             router_route(ctx, op_catalog_get(n->op_id), &call, metas, metas + n->n_in, &bi, &di, buf, sizeof buf);
             emit(user, buf);
