@@ -1,10 +1,12 @@
 /* test_util.c — see test_util.h. */
 #include "test_util.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static plx_context *open_with(const char *backends)
 {
@@ -198,4 +200,42 @@ float *tu_fixture_f32(const char *name, size_t *count)
     assert_int_equal(got, (size_t)bytes);
     *count = (size_t)bytes / 4;
     return data;
+}
+
+int tu_make_temp_dir(char *dir, size_t cap, const char *prefix)
+{
+    int n = snprintf(dir, cap, "%sXXXXXX", prefix);
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    return mkdtemp(dir) != NULL ? 0 : -1;
+}
+
+int tu_remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *e;
+        char child[4400];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(child, sizeof child, "%s/%s", dir, e->d_name);
+            unlink(child);
+        }
+        closedir(d);
+    }
+    return rmdir(dir);
+}
+
+int tu_count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
 }

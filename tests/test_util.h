@@ -61,6 +61,16 @@ void tu_check_fd(plx_context *ctx, const char *op, const void *attrs, plx_tensor
                  size_t n_out, size_t out_index, const float *dy, size_t wrt, const float *analytic,
                  int max_points, float eps, float tol);
 
+/* Temporary directories for tests that write files. tu_make_temp_dir
+ * creates a fresh directory named `prefix` + six random characters (via
+ * mkdtemp) and writes its path into dir; 0, or -1 when it cannot (path too
+ * long for cap included). tu_remove_dir unlinks the entries of a flat
+ * directory (no recursion) and removes it; rmdir's result. */
+int tu_make_temp_dir(char *dir, size_t cap, const char *prefix);
+int tu_remove_dir(const char *dir);
+/* Entries of dir besides . and ..; fails the test if it cannot be read. */
+int tu_count_entries(const char *dir);
+
 /* Reads a small binary fixture tests/fixtures/<name> written by the
  * generator scripts (raw little-endian f32); returns malloc'd data and sets
  * *count (elements). Fails the test if missing. */

@@ -328,6 +328,88 @@ static plx_status out_of_memory(cpu_state *st, const char *op, size_t floats)
                     floats * sizeof(float));
 }
 
+/* ---- per-image and per-chunk operands ---------------------------------------- */
+
+/* One image's column matrix [C*R*S, PQ] for the per-image paths, or NULL
+ * for pointwise convs (which need none). False, with *failed set, when it
+ * cannot be allocated. */
+static bool alloc_image_col(const conv_geom *g, atomic_int *failed, float **col)
+{
+    *col = NULL;
+    if (!g->pointwise && (*col = malloc((size_t)(g->crs * g->pq) * sizeof(float))) == NULL) {
+        atomic_store(failed, 1);
+        return false;
+    }
+    return true;
+}
+
+/* im2col of all channels of image xb into col ([C*R*S, PQ]). */
+static void im2col_image(const conv_geom *g, const float *xb, float *col)
+{
+    for (int64_t c = 0; c < g->c; c++)
+        im2col_plane(g, xb + c * g->hw, 0, g->p, col + c * g->r * g->s * g->pq, g->pq);
+}
+
+/* Workspace of the batched paths, cut as plan_chunks says: one chunk's
+ * column matrix (none for pointwise convs) and, for chunks of several
+ * images, a [K, images*PQ] matrix for y or dy in column order. */
+typedef struct chunk_workspace {
+    int64_t images, rows;
+    float *col;
+    float *k_cols;
+} chunk_workspace;
+
+static void workspace_free(chunk_workspace *ws)
+{
+    free(ws->col);
+    free(ws->k_cols);
+}
+
+static plx_status workspace_alloc(cpu_state *st, const conv_geom *g, const char *op, chunk_workspace *ws)
+{
+    plan_chunks(g, &ws->images, &ws->rows);
+    size_t col_floats = g->pointwise ? 0 : (size_t)(g->crs * ws->images * ws->rows * g->q);
+    size_t k_floats = ws->images > 1 ? (size_t)(g->k * ws->images * g->pq) : 0;
+    ws->col = col_floats ? malloc(col_floats * sizeof(float)) : NULL;
+    ws->k_cols = k_floats ? malloc(k_floats * sizeof(float)) : NULL;
+    if ((col_floats && ws->col == NULL) || (k_floats && ws->k_cols == NULL)) {
+        workspace_free(ws);
+        return out_of_memory(st, op, col_floats + k_floats);
+    }
+    return PLX_OK;
+}
+
+/* x's column matrix for chunk ch as a GEMM operand: x itself for pointwise
+ * convs, else im2col'd into col. *ld gets its leading dimension. */
+static const float *chunk_x_cols(cpu_state *st, const conv_geom *g, const conv_chunk *ch, const float *x, float *col,
+                                 int64_t *ld)
+{
+    if (g->pointwise) {
+        *ld = g->hw;
+        return x + ch->b0 * g->c * g->hw;
+    }
+    chunk_job job = {g, *ch, x, col, NULL};
+    cpu_parallel_for(st, ch->images * g->c, grain_for(g->r * g->s * ch->rows * g->q), im2col_range, &job);
+    *ld = ch->cols;
+    return col;
+}
+
+/* dy's [K, cols] matrix for chunk ch as a GEMM operand: dy itself for a
+ * single image (or band), else gathered into k_cols. *ld gets its leading
+ * dimension. */
+static const float *chunk_dy_cols(cpu_state *st, const conv_geom *g, const conv_chunk *ch, const float *dy,
+                                  float *k_cols, int64_t *ld)
+{
+    if (ch->images == 1) {
+        *ld = g->pq;
+        return dy + ch->b0 * g->k * g->pq + ch->p0 * g->q;
+    }
+    chunk_job job = {g, *ch, dy, k_cols, NULL};
+    cpu_parallel_for(st, ch->images * g->k, grain_for(g->pq), gather_dy_range, &job);
+    *ld = ch->cols;
+    return k_cols;
+}
+
 /* ---- forward --------------------------------------------------------------- */
 
 typedef struct small_job {
@@ -342,17 +424,14 @@ static void forward_small_range(void *arg, int64_t begin, int64_t end)
 {
     small_job *j = arg;
     const conv_geom *g = j->g;
-    float *col = NULL;
-    if (!g->pointwise && (col = malloc((size_t)(g->crs * g->pq) * sizeof(float))) == NULL) {
-        atomic_store(&j->failed, 1);
+    float *col;
+    if (!alloc_image_col(g, &j->failed, &col))
         return;
-    }
     for (int64_t b = begin; b < end; b++) {
         const float *xb = j->x + b * g->c * g->hw, *cols = xb;
         float *yb = j->y + b * g->k * g->pq;
         if (!g->pointwise) {
-            for (int64_t c = 0; c < g->c; c++)
-                im2col_plane(g, xb + c * g->hw, 0, g->p, col + c * g->r * g->s * g->pq, g->pq);
+            im2col_image(g, xb, col);
             cols = col;
         }
         if (j->bias != NULL)
@@ -382,32 +461,15 @@ static void fill_bias_range(void *arg, int64_t begin, int64_t end)
 static plx_status forward_batched(cpu_state *st, const conv_geom *g, const float *x, const float *w,
                                   const float *bias, float *y)
 {
-    int64_t images, rows;
-    plan_chunks(g, &images, &rows);
-    bool direct = g->pointwise;
-    size_t col_floats = direct ? 0 : (size_t)(g->crs * images * rows * g->q);
-    size_t tmp_floats = images > 1 ? (size_t)(g->k * images * g->pq) : 0;
-    float *col = col_floats ? malloc(col_floats * sizeof(float)) : NULL;
-    float *tmp = tmp_floats ? malloc(tmp_floats * sizeof(float)) : NULL;
-    if ((col_floats && col == NULL) || (tmp_floats && tmp == NULL)) {
-        free(col);
-        free(tmp);
-        return out_of_memory(st, "conv2d", col_floats + tmp_floats);
-    }
-    for (int64_t b0 = 0; b0 < g->n; b0 += images) {
-        for (int64_t p0 = 0; p0 < g->p; p0 += rows) {
-            conv_chunk ch = make_chunk(g, b0, images, p0, rows);
-            const float *cols_src;
+    chunk_workspace ws;
+    plx_status status = workspace_alloc(st, g, "conv2d", &ws);
+    if (status != PLX_OK)
+        return status;
+    for (int64_t b0 = 0; b0 < g->n; b0 += ws.images) {
+        for (int64_t p0 = 0; p0 < g->p; p0 += ws.rows) {
+            conv_chunk ch = make_chunk(g, b0, ws.images, p0, ws.rows);
             int64_t ld;
-            if (direct) {
-                cols_src = x + b0 * g->c * g->hw;
-                ld = g->hw;
-            } else {
-                chunk_job job = {g, ch, x, col, NULL};
-                cpu_parallel_for(st, ch.images * g->c, grain_for(g->r * g->s * ch.rows * g->q), im2col_range, &job);
-                cols_src = col;
-                ld = ch.cols;
-            }
+            const float *cols_src = chunk_x_cols(st, g, &ch, x, ws.col, &ld);
             if (ch.images == 1) {
                 float *yb = y + b0 * g->k * g->pq + p0 * g->q;
                 if (bias != NULL) {
@@ -421,14 +483,13 @@ static plx_status forward_batched(cpu_state *st, const conv_geom *g, const float
             } else {
                 for (int64_t grp = 0; grp < g->groups; grp++)
                     sgemm(false, false, g->kg, ch.cols, g->crs_g, w + grp * g->kg * g->crs_g, g->crs_g,
-                          cols_src + grp * g->crs_g * ld, ld, 0.0f, tmp + grp * g->kg * ch.cols, ch.cols);
-                chunk_job job = {g, ch, tmp, y, bias};
+                          cols_src + grp * g->crs_g * ld, ld, 0.0f, ws.k_cols + grp * g->kg * ch.cols, ch.cols);
+                chunk_job job = {g, ch, ws.k_cols, y, bias};
                 cpu_parallel_for(st, ch.images * g->k, grain_for(g->pq), scatter_y_range, &job);
             }
         }
     }
-    free(col);
-    free(tmp);
+    workspace_free(&ws);
     return PLX_OK;
 }
 
@@ -560,11 +621,9 @@ static void backward_data_small_range(void *arg, int64_t begin, int64_t end)
 {
     small_job *j = arg;
     const conv_geom *g = j->g;
-    float *col = NULL;
-    if (!g->pointwise && (col = malloc((size_t)(g->crs * g->pq) * sizeof(float))) == NULL) {
-        atomic_store(&j->failed, 1);
+    float *col;
+    if (!alloc_image_col(g, &j->failed, &col))
         return;
-    }
     for (int64_t b = begin; b < end; b++) {
         const float *dyb = j->dy + b * g->k * g->pq;
         float *dxb = j->dx + b * g->c * g->hw;
@@ -587,33 +646,16 @@ static void backward_data_small_range(void *arg, int64_t begin, int64_t end)
 static plx_status backward_data_batched(cpu_state *st, const conv_geom *g, const float *dy, const float *w,
                                         float *dx)
 {
-    int64_t images, rows;
-    plan_chunks(g, &images, &rows);
-    bool direct = g->pointwise;
-    size_t col_floats = direct ? 0 : (size_t)(g->crs * images * rows * g->q);
-    size_t dy_floats = images > 1 ? (size_t)(g->k * images * g->pq) : 0;
-    float *col = col_floats ? malloc(col_floats * sizeof(float)) : NULL;
-    float *dy_cols = dy_floats ? malloc(dy_floats * sizeof(float)) : NULL;
-    if ((col_floats && col == NULL) || (dy_floats && dy_cols == NULL)) {
-        free(col);
-        free(dy_cols);
-        return out_of_memory(st, "conv2d_backward_data", col_floats + dy_floats);
-    }
-    for (int64_t b0 = 0; b0 < g->n; b0 += images) {
-        for (int64_t p0 = 0; p0 < g->p; p0 += rows) {
-            conv_chunk ch = make_chunk(g, b0, images, p0, rows);
-            const float *dy_src;
+    chunk_workspace ws;
+    plx_status status = workspace_alloc(st, g, "conv2d_backward_data", &ws);
+    if (status != PLX_OK)
+        return status;
+    for (int64_t b0 = 0; b0 < g->n; b0 += ws.images) {
+        for (int64_t p0 = 0; p0 < g->p; p0 += ws.rows) {
+            conv_chunk ch = make_chunk(g, b0, ws.images, p0, ws.rows);
             int64_t ld_dy;
-            if (ch.images == 1) {
-                dy_src = dy + b0 * g->k * g->pq + p0 * g->q;
-                ld_dy = g->pq;
-            } else {
-                chunk_job job = {g, ch, dy, dy_cols, NULL};
-                cpu_parallel_for(st, ch.images * g->k, grain_for(g->pq), gather_dy_range, &job);
-                dy_src = dy_cols;
-                ld_dy = ch.cols;
-            }
-            if (direct) {
+            const float *dy_src = chunk_dy_cols(st, g, &ch, dy, ws.k_cols, &ld_dy);
+            if (g->pointwise) {
                 float *dxb = dx + b0 * g->c * g->hw;
                 for (int64_t grp = 0; grp < g->groups; grp++)
                     sgemm(true, false, g->cg, g->hw, g->kg, w + grp * g->kg * g->cg, g->cg,
@@ -622,13 +664,12 @@ static plx_status backward_data_batched(cpu_state *st, const conv_geom *g, const
             }
             for (int64_t grp = 0; grp < g->groups; grp++)
                 sgemm(true, false, g->crs_g, ch.cols, g->kg, w + grp * g->kg * g->crs_g, g->crs_g,
-                      dy_src + grp * g->kg * ld_dy, ld_dy, 0.0f, col + grp * g->crs_g * ch.cols, ch.cols);
-            chunk_job job = {g, ch, col, dx, NULL};
+                      dy_src + grp * g->kg * ld_dy, ld_dy, 0.0f, ws.col + grp * g->crs_g * ch.cols, ch.cols);
+            chunk_job job = {g, ch, ws.col, dx, NULL};
             cpu_parallel_for(st, ch.images * g->c, grain_for(g->r * g->s * ch.rows * g->q), col2im_range, &job);
         }
     }
-    free(col);
-    free(dy_cols);
+    workspace_free(&ws);
     return PLX_OK;
 }
 
@@ -648,11 +689,9 @@ static void backward_weight_small_range(void *arg, int64_t begin, int64_t end)
 {
     weight_small_job *j = arg;
     const conv_geom *g = j->g;
-    float *col = NULL;
-    if (!g->pointwise && (col = malloc((size_t)(g->crs * g->pq) * sizeof(float))) == NULL) {
-        atomic_store(&j->failed, 1);
+    float *col;
+    if (!alloc_image_col(g, &j->failed, &col))
         return;
-    }
     for (int64_t slice = begin; slice < end; slice++) {
         float *part = slice == 0 ? j->dw : j->partials + (slice - 1) * g->k * g->crs_g;
         int64_t b_begin = g->n * slice / j->slices, b_end = g->n * (slice + 1) / j->slices;
@@ -661,8 +700,7 @@ static void backward_weight_small_range(void *arg, int64_t begin, int64_t end)
             const float *xb = j->x + b * g->c * g->hw, *cols = xb;
             const float *dyb = j->dy + b * g->k * g->pq;
             if (!g->pointwise) {
-                for (int64_t c = 0; c < g->c; c++)
-                    im2col_plane(g, xb + c * g->hw, 0, g->p, col + c * g->r * g->s * g->pq, g->pq);
+                im2col_image(g, xb, col);
                 cols = col;
             }
             for (int64_t grp = 0; grp < g->groups; grp++)
@@ -710,50 +748,24 @@ static plx_status backward_weight_batched(cpu_state *st, const conv_geom *g, con
         memset(dw, 0, (size_t)(g->k * g->crs_g) * sizeof(float));
         return PLX_OK;
     }
-    int64_t images, rows;
-    plan_chunks(g, &images, &rows);
-    bool direct = g->pointwise;
-    size_t col_floats = direct ? 0 : (size_t)(g->crs * images * rows * g->q);
-    size_t dy_floats = images > 1 ? (size_t)(g->k * images * g->pq) : 0;
-    float *col = col_floats ? malloc(col_floats * sizeof(float)) : NULL;
-    float *dy_cols = dy_floats ? malloc(dy_floats * sizeof(float)) : NULL;
-    if ((col_floats && col == NULL) || (dy_floats && dy_cols == NULL)) {
-        free(col);
-        free(dy_cols);
-        return out_of_memory(st, "conv2d_backward_weight", col_floats + dy_floats);
-    }
+    chunk_workspace ws;
+    plx_status status = workspace_alloc(st, g, "conv2d_backward_weight", &ws);
+    if (status != PLX_OK)
+        return status;
     float beta = 0.0f;
-    for (int64_t b0 = 0; b0 < g->n; b0 += images) {
-        for (int64_t p0 = 0; p0 < g->p; p0 += rows) {
-            conv_chunk ch = make_chunk(g, b0, images, p0, rows);
-            const float *dy_src, *cols_src;
+    for (int64_t b0 = 0; b0 < g->n; b0 += ws.images) {
+        for (int64_t p0 = 0; p0 < g->p; p0 += ws.rows) {
+            conv_chunk ch = make_chunk(g, b0, ws.images, p0, ws.rows);
             int64_t ld_dy, ld_col;
-            if (ch.images == 1) {
-                dy_src = dy + b0 * g->k * g->pq + p0 * g->q;
-                ld_dy = g->pq;
-            } else {
-                chunk_job job = {g, ch, dy, dy_cols, NULL};
-                cpu_parallel_for(st, ch.images * g->k, grain_for(g->pq), gather_dy_range, &job);
-                dy_src = dy_cols;
-                ld_dy = ch.cols;
-            }
-            if (direct) {
-                cols_src = x + b0 * g->c * g->hw;
-                ld_col = g->hw;
-            } else {
-                chunk_job job = {g, ch, x, col, NULL};
-                cpu_parallel_for(st, ch.images * g->c, grain_for(g->r * g->s * ch.rows * g->q), im2col_range, &job);
-                cols_src = col;
-                ld_col = ch.cols;
-            }
+            const float *dy_src = chunk_dy_cols(st, g, &ch, dy, ws.k_cols, &ld_dy);
+            const float *cols_src = chunk_x_cols(st, g, &ch, x, ws.col, &ld_col);
             for (int64_t grp = 0; grp < g->groups; grp++)
                 sgemm(false, true, g->kg, g->crs_g, ch.cols, dy_src + grp * g->kg * ld_dy, ld_dy,
                       cols_src + grp * g->crs_g * ld_col, ld_col, beta, dw + grp * g->kg * g->crs_g, g->crs_g);
             beta = 1.0f;
         }
     }
-    free(col);
-    free(dy_cols);
+    workspace_free(&ws);
     return PLX_OK;
 }
 

@@ -210,6 +210,21 @@ static int64_t row_grain(int64_t row_len)
     return row_len >= 32768 ? 1 : 32768 / (row_len > 0 ? row_len : 1);
 }
 
+/* Per-channel scratch of the batch norm ops: 2 doubles and n_coeffs floats
+ * a channel, in two blocks the caller frees. */
+static plx_status batch_norm_scratch(cpu_state *st, const char *op, int64_t channels, int64_t n_coeffs,
+                                     double **sums, float **coeffs)
+{
+    *sums = malloc((size_t)channels * 2 * sizeof(double));
+    *coeffs = malloc((size_t)channels * (size_t)n_coeffs * sizeof(float));
+    if (*sums == NULL || *coeffs == NULL) {
+        free(*sums);
+        free(*coeffs);
+        return CPU_FAIL(st, PLX_OUT_OF_MEMORY, "%s scratch for %lld channels", op, (long long)channels);
+    }
+    return PLX_OK;
+}
+
 /* (x, gamma, beta, running_mean (mut), running_var (mut)) ->
  * (y, save_mean, save_invstd) */
 static plx_status run_batch_norm(cpu_state *st, const plx_op_call *call)
@@ -227,13 +242,11 @@ static plx_status run_batch_norm(cpu_state *st, const plx_op_call *call)
     if (d.c == 0)
         return PLX_OK;
 
-    double *scratch = malloc((size_t)d.c * 2 * sizeof(double));
-    float *coeffs = malloc((size_t)d.c * 2 * sizeof(float));
-    if (scratch == NULL || coeffs == NULL) {
-        free(scratch);
-        free(coeffs);
-        return CPU_FAIL(st, PLX_OUT_OF_MEMORY, "batch norm scratch for %lld channels", (long long)d.c);
-    }
+    double *scratch;
+    float *coeffs;
+    plx_status status = batch_norm_scratch(st, "batch norm", d.c, 2, &scratch, &coeffs);
+    if (status != PLX_OK)
+        return status;
     double *mean = scratch, *var = scratch + d.c;
     float *scale = coeffs, *shift = coeffs + d.c;
     const double eps = (double)a->eps;
@@ -343,13 +356,11 @@ static plx_status run_batch_norm_backward(cpu_state *st, const plx_op_call *call
     if (d.c == 0)
         return PLX_OK;
 
-    double *sums = malloc((size_t)d.c * 2 * sizeof(double));
-    float *coeffs = malloc((size_t)d.c * 3 * sizeof(float));
-    if (sums == NULL || coeffs == NULL) {
-        free(sums);
-        free(coeffs);
-        return CPU_FAIL(st, PLX_OUT_OF_MEMORY, "batch norm backward scratch for %lld channels", (long long)d.c);
-    }
+    double *sums;
+    float *coeffs;
+    plx_status status = batch_norm_scratch(st, "batch norm backward", d.c, 3, &sums, &coeffs);
+    if (status != PLX_OK)
+        return status;
     bn_grad_sums_job sums_job = {dy, x, mean, d, sums, sums + d.c};
     cpu_parallel_for(st, d.c, channel_grain(d), batch_norm_grad_sums_range, &sums_job);
     float *a = coeffs, *b = coeffs + d.c, *k = coeffs + 2 * d.c;

@@ -192,6 +192,21 @@ static int load_any(const char *cmd, plx_context *ctx, const char *path, plx_mod
     return 0;
 }
 
+/* A context on `backends` and the model at `path` (as load_any); on error
+ * says why and leaves nothing open. */
+static int open_context_and_model(const char *cmd, const char *backends, const char *path, plx_context **ctx,
+                                  plx_model **model)
+{
+    *model = NULL;
+    if (cli_open_context(cmd, backends, ctx))
+        return -1;
+    if (load_any(cmd, *ctx, path, model)) {
+        plx_context_close(*ctx);
+        return -1;
+    }
+    return 0;
+}
+
 static const char *format_bytes(char *buf, size_t cap, double bytes)
 {
     static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -388,13 +403,9 @@ int cmd_train(int argc, char **argv)
     }
 
     plx_context *ctx;
-    if (cli_open_context(C, backends, &ctx))
+    plx_model *model;
+    if (open_context_and_model(C, backends, model_path, &ctx, &model))
         return CLI_ERROR;
-    plx_model *model = NULL;
-    if (load_any(C, ctx, model_path, &model)) {
-        plx_context_close(ctx);
-        return CLI_ERROR;
-    }
 
     progress_view view = {.tty = isatty(STDERR_FILENO), .columns = 80};
     struct winsize ws;
@@ -545,13 +556,9 @@ int cmd_eval(int argc, char **argv)
         return usage_error(cli_eval_usage);
     }
     plx_context *ctx;
-    if (cli_open_context(C, backends, &ctx))
+    plx_model *model;
+    if (open_context_and_model(C, backends, path, &ctx, &model))
         return CLI_ERROR;
-    plx_model *model = NULL;
-    if (load_any(C, ctx, path, &model)) {
-        plx_context_close(ctx);
-        return CLI_ERROR;
-    }
     plx_eval_result res;
     memset(&res, 0, sizeof res);
     res.struct_size = (uint32_t)sizeof res;
@@ -1040,19 +1047,17 @@ int cmd_predict(int argc, char **argv)
     }
 
     plx_context *ctx;
-    if (cli_open_context(C, backends, &ctx)) {
+    plx_model *model;
+    if (open_context_and_model(C, backends, path, &ctx, &model)) {
         free(inputs);
         return CLI_ERROR;
     }
     int rc = CLI_ERROR;
-    plx_model *model = NULL;
     plx_tensor *x = NULL, *probs = NULL;
     sample_set samples = {0};
     int64_t *order = NULL;
     model_facts mf;
     char err[1200];
-    if (load_any(C, ctx, path, &model))
-        goto out;
     if (model_facts_read(path, &mf, err, sizeof err)) {
         fprintf(stderr, "plexus predict: %s\n", err);
         goto out;
@@ -1212,13 +1217,9 @@ int cmd_plan(int argc, char **argv)
         return usage_error(cli_plan_usage);
     }
     plx_context *ctx;
-    if (cli_open_context(C, backends, &ctx))
+    plx_model *model;
+    if (open_context_and_model(C, backends, path, &ctx, &model))
         return CLI_ERROR;
-    plx_model *model = NULL;
-    if (load_any(C, ctx, path, &model)) {
-        plx_context_close(ctx);
-        return CLI_ERROR;
-    }
     plan_sink sink = {.lines = NULL};
     cJSON *root = NULL;
     if (json) {

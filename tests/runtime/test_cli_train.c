@@ -11,7 +11,6 @@
  * looked up with dlsym to parse the JSON the CLI prints.
  */
 #include <cJSON.h>
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
@@ -253,23 +252,6 @@ static void write_model(const char *name, const char *layers, int with_classes)
     write_text(name, text);
 }
 
-static int remove_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return -1;
-    struct dirent *e;
-    char child[4400];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-        unlink(child);
-    }
-    closedir(d);
-    return rmdir(path);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -278,8 +260,7 @@ static int group_setup(void **state)
     unsetenv("PLEXUS_STRICT");
     unsetenv("PLEXUS_LOG_LEVEL");
     setenv("PLEXUS_NUM_THREADS", "2", 1);
-    snprintf(dir, sizeof dir, "%s/cli_train_XXXXXX", PLX_TEST_BUILD_DIR);
-    if (mkdtemp(dir) == NULL)
+    if (tu_make_temp_dir(dir, sizeof dir, PLX_TEST_BUILD_DIR "/cli_train_"))
         return -1;
     uint64_t rng = 12345;
     write_idx("train-images.idx", "train-labels.idx", N_TRAIN, &rng, NULL);
@@ -292,7 +273,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     if (getenv("PLX_KEEP_TEST_DIR") == NULL)
-        remove_dir(dir);
+        tu_remove_dir(dir);
     return 0;
 }
 

@@ -3,7 +3,6 @@
  * failure (injected through the hooks) leaving the old file byte-identical
  * with no temp file behind.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -25,8 +24,7 @@ static int setup(void **state)
     fixture *fx = calloc(1, sizeof *fx);
     if (fx == NULL)
         return -1;
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/plx-atomic-XXXXXX");
-    if (mkdtemp(fx->dir) == NULL) {
+    if (tu_make_temp_dir(fx->dir, sizeof fx->dir, "/tmp/plx-atomic-")) {
         free(fx);
         return -1;
     }
@@ -38,35 +36,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    DIR *d = opendir(fx->dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[512];
-            snprintf(p, sizeof p, "%s/%s", fx->dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(fx->dir);
+    tu_remove_dir(fx->dir);
     free(fx);
     return 0;
-}
-
-/* Number of entries in dir besides . and .. */
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n;
 }
 
 static void write_plain(const char *path, const char *text)
@@ -159,7 +131,7 @@ static void test_creates_new_file(void **state)
     struct stat st;
     assert_int_equal(stat(fx->path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0640); /* 0666 minus the umask, not mkstemp's 0600 */
-    assert_int_equal(count_entries(fx->dir), 1);
+    assert_int_equal(tu_count_entries(fx->dir), 1);
 }
 
 static void test_replaces_and_keeps_mode(void **state)
@@ -173,7 +145,7 @@ static void test_replaces_and_keeps_mode(void **state)
     struct stat st;
     assert_int_equal(stat(fx->path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0604);
-    assert_int_equal(count_entries(fx->dir), 1);
+    assert_int_equal(tu_count_entries(fx->dir), 1);
     /* An empty file is a file too. */
     assert_int_equal(atomic_file_write_all(fx->path, NULL, 0, NULL, err, sizeof err), PLX_OK);
     assert_file_is(fx->path, "", 0);
@@ -203,7 +175,7 @@ static void test_streamed_pieces_short_writes_and_eintr(void **state)
     assert_true(f.write_calls > 300);
     assert_int_equal(f.fsync_calls, 2); /* the file, then the directory */
     assert_int_equal(f.rename_calls, 1);
-    assert_int_equal(count_entries(fx->dir), 1);
+    assert_int_equal(tu_count_entries(fx->dir), 1);
 }
 
 /* Runs one failing replacement of an existing file and checks the old file
@@ -219,7 +191,7 @@ static void check_failure_leaves_old(fixture *fx, faults *f, const char *want_in
     plx_status st = atomic_file_write_all(fx->path, big, sizeof big, &h, err, sizeof err);
     assert_int_equal(st, PLX_IO_ERROR);
     assert_file_is(fx->path, old_text, strlen(old_text));
-    assert_int_equal(count_entries(fx->dir), 1);
+    assert_int_equal(tu_count_entries(fx->dir), 1);
     if (strstr(err, fx->path) == NULL || strstr(err, want_in_message) == NULL)
         fail_msg("message \"%s\" lacks the path or \"%s\"", err, want_in_message);
 }
@@ -275,7 +247,7 @@ static void test_write_failure_is_sticky(void **state)
     assert_int_equal(atomic_file_commit(af, err, sizeof err), PLX_IO_ERROR);
     assert_non_null(strstr(err, "earlier write"));
     assert_file_is(fx->path, "old", 3);
-    assert_int_equal(count_entries(fx->dir), 1);
+    assert_int_equal(tu_count_entries(fx->dir), 1);
 }
 
 static void test_directory_sync_failure_is_reported(void **state)
@@ -290,7 +262,7 @@ static void test_directory_sync_failure_is_reported(void **state)
     assert_int_equal(atomic_file_write_all(fx->path, "new", 3, &h, err, sizeof err), PLX_IO_ERROR);
     assert_non_null(strstr(err, "directory"));
     assert_file_is(fx->path, "new", 3); /* already renamed: the new file is in place */
-    assert_int_equal(count_entries(fx->dir), 1);
+    assert_int_equal(tu_count_entries(fx->dir), 1);
 }
 
 static void test_abort_removes_temp(void **state)
@@ -301,11 +273,11 @@ static void test_abort_removes_temp(void **state)
     char err[256] = "";
     assert_int_equal(atomic_file_begin(fx->path, NULL, &af, err, sizeof err), PLX_OK);
     assert_int_equal(atomic_file_write(af, "partial", 7, err, sizeof err), PLX_OK);
-    assert_int_equal(count_entries(fx->dir), 2);
+    assert_int_equal(tu_count_entries(fx->dir), 2);
     atomic_file_abort(af);
     atomic_file_abort(NULL);
     assert_file_is(fx->path, "old", 3);
-    assert_int_equal(count_entries(fx->dir), 1);
+    assert_int_equal(tu_count_entries(fx->dir), 1);
 }
 
 static void test_bad_targets(void **state)
@@ -324,7 +296,7 @@ static void test_bad_targets(void **state)
     assert_int_equal(atomic_file_write_all(path, "x", 1, NULL, err, sizeof err), PLX_INVALID_ARGUMENT);
     assert_int_equal(atomic_file_write_all("", "x", 1, NULL, err, sizeof err), PLX_INVALID_ARGUMENT);
     assert_int_equal(atomic_file_write_all(NULL, "x", 1, NULL, NULL, 0), PLX_INVALID_ARGUMENT);
-    assert_int_equal(count_entries(fx->dir), 0);
+    assert_int_equal(tu_count_entries(fx->dir), 0);
 }
 
 static void test_unwritable_directory(void **state)
@@ -345,7 +317,7 @@ static void test_unwritable_directory(void **state)
     assert_int_equal(st, PLX_IO_ERROR);
     assert_non_null(strstr(err, strerror(EACCES)));
     assert_file_is(path, "old", 3);
-    assert_int_equal(count_entries(sub), 1);
+    assert_int_equal(tu_count_entries(sub), 1);
     unlink(path);
     rmdir(sub);
 }
@@ -363,7 +335,7 @@ static void test_relative_path(void **state)
     char path[256];
     snprintf(path, sizeof path, "%s/plain.bin", fx->dir);
     assert_file_is(path, "abc", 3);
-    assert_int_equal(count_entries(fx->dir), 1);
+    assert_int_equal(tu_count_entries(fx->dir), 1);
 }
 
 int main(void)

@@ -8,7 +8,6 @@
  * under `make SANITIZE=1`; buffers are allocated at their exact size so
  * ASan sees any overrun).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -36,8 +35,7 @@ static int setup(void **state)
     fixture *fx = calloc(1, sizeof *fx);
     if (fx == NULL)
         return -1;
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/plx-st-XXXXXX");
-    if (mkdtemp(fx->dir) == NULL) {
+    if (tu_make_temp_dir(fx->dir, sizeof fx->dir, "/tmp/plx-st-")) {
         free(fx);
         return -1;
     }
@@ -48,34 +46,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    DIR *d = opendir(fx->dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[512];
-            snprintf(p, sizeof p, "%s/%s", fx->dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(fx->dir);
+    tu_remove_dir(fx->dir);
     free(fx);
     return 0;
-}
-
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n;
 }
 
 /* Whole file, malloc'd at its exact size (at least 1 byte allocated). */
@@ -659,7 +632,7 @@ static void test_writer_errors(void **state)
         assert_int_equal(st_writer_write(w, path, err, sizeof err), cases[i].status);
         assert_non_null(strstr(err, path));
         assert_non_null(strstr(err, cases[i].message));
-        assert_int_equal(count_entries(fx->dir), 0);
+        assert_int_equal(tu_count_entries(fx->dir), 0);
         st_writer_free(w);
     }
 
@@ -765,7 +738,7 @@ static void test_write_replaces_atomically(void **state)
         assert_int_equal(now_size, old_size);
         assert_memory_equal(now, old_bytes, old_size);
         free(now);
-        assert_int_equal(count_entries(fx->dir), 1);
+        assert_int_equal(tu_count_entries(fx->dir), 1);
     }
     st_writer_set_hooks(w, NULL);
     assert_int_equal(st_writer_write(w, path, err, sizeof err), PLX_OK);
