@@ -103,13 +103,15 @@ static plx_status infer_unary_grad(op_infer_args *args)
     return PLX_OK;
 }
 
-/* Arithmetic: both inputs float and of one dtype; the result keeps it. */
-static plx_status infer_arith(op_infer_args *args)
+/* Broadcasts inputs 0 and 1 (after `check` accepted each and they share a
+ * dtype) into one output of `dtype` (NULL: the inputs' dtype). */
+static plx_status infer_binary(op_infer_args *args, plx_status (*check)(op_infer_args *, int32_t, const char *),
+                               const plx_dtype *dtype)
 {
     static const int32_t both[2] = {0, 1};
-    plx_status st = infer_require_float(args, 0, "a");
+    plx_status st = check(args, 0, "a");
     if (st == PLX_OK)
-        st = infer_require_float(args, 1, "b");
+        st = check(args, 1, "b");
     if (st == PLX_OK)
         st = infer_require_same_dtype(args, 0, 1);
     if (st != PLX_OK)
@@ -118,9 +120,15 @@ static plx_status infer_arith(op_infer_args *args)
     st = infer_broadcast(args, both, 2, &out);
     if (st != PLX_OK)
         return st;
-    out.dtype = args->inputs[0].dtype;
+    out.dtype = dtype != NULL ? *dtype : args->inputs[0].dtype;
     args->outputs[0] = out;
     return PLX_OK;
+}
+
+/* Arithmetic: both inputs float and of one dtype; the result keeps it. */
+static plx_status infer_arith(op_infer_args *args)
+{
+    return infer_binary(args, infer_require_float, NULL);
 }
 
 static plx_status require_numeric(op_infer_args *args, int32_t i, const char *role)
@@ -133,23 +141,11 @@ static plx_status require_numeric(op_infer_args *args, int32_t i, const char *ro
     return PLX_OK;
 }
 
+/* Comparisons: numeric inputs of one dtype; the result is bool. */
 static plx_status infer_compare(op_infer_args *args)
 {
-    static const int32_t both[2] = {0, 1};
-    plx_status st = require_numeric(args, 0, "a");
-    if (st == PLX_OK)
-        st = require_numeric(args, 1, "b");
-    if (st == PLX_OK)
-        st = infer_require_same_dtype(args, 0, 1);
-    if (st != PLX_OK)
-        return st;
-    tensor_meta out = {0};
-    st = infer_broadcast(args, both, 2, &out);
-    if (st != PLX_OK)
-        return st;
-    out.dtype = PLX_BOOL;
-    args->outputs[0] = out;
-    return PLX_OK;
+    static const plx_dtype bool_dtype = {PLX_DTYPE_CODE_BOOL, 8, 1};
+    return infer_binary(args, require_numeric, &bool_dtype);
 }
 
 static plx_status infer_where(op_infer_args *args)
