@@ -56,7 +56,15 @@ LAYERS_SRC := $(wildcard plugins/layers/*.c)
 LAYERS_OBJ := $(LAYERS_SRC:%.c=$(BUILD)/obj/%.o)
 LAYERS := $(BUILD)/plugins/libplexus-layers.so
 
-PLUGINS := $(CPU_BLAS) $(if $(LAYERS_SRC),$(LAYERS))
+# oneDNN backend (issue 4, in progress): opt-in with `make WITH_ONEDNN=1` until it
+# is measured faster than cpu_blas on an idle machine; needs libdnnl-dev.
+WITH_ONEDNN ?= 0
+ONEDNN_OK := $(if $(filter 1,$(WITH_ONEDNN)),$(wildcard /usr/include/dnnl.h))
+ONEDNN_SRC := $(wildcard plugins/onednn/*.c)
+ONEDNN_OBJ := $(ONEDNN_SRC:%.c=$(BUILD)/obj/%.o)
+ONEDNN := $(BUILD)/plugins/libplexus-onednn.so
+
+PLUGINS := $(CPU_BLAS) $(if $(LAYERS_SRC),$(LAYERS)) $(if $(and $(ONEDNN_OK),$(ONEDNN_SRC)),$(ONEDNN))
 
 # ---- tests -------------------------------------------------------------------
 TEST_SRC := $(filter-out tests/test_util.c,$(shell find tests -name 'test_*.c' 2>/dev/null | sort))
@@ -100,6 +108,12 @@ $(PREFIX_STAMP): FORCE
 	@if [ "$$(cat $@ 2>/dev/null)" != "$(PREFIX)" ]; then echo "$(PREFIX)" > $@; fi
 FORCE:
 $(BUILD)/obj/runtime/loader.o: $(PREFIX_STAMP)
+
+# -z nodelete: libgomp's worker threads outlive the plugin's shutdown, so
+# dlclose must not unmap the plugin, libdnnl or libgomp under them.
+$(ONEDNN): $(ONEDNN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-z,nodelete -o $@ $^ $(ALL_LDFLAGS) -ldnnl -lgomp -lpthread
 
 $(LAYERS): $(LAYERS_OBJ)
 	@mkdir -p $(dir $@)

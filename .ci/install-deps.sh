@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages Plexus builds and tests with, if missing.
 set -e
-PKGS="gcc make pkg-config libopenblas-dev libcmocka-dev libdlpack-dev libcjson-dev zlib1g-dev"
+PKGS="gcc make pkg-config libopenblas-dev libcmocka-dev libdlpack-dev libcjson-dev zlib1g-dev libdnnl-dev"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

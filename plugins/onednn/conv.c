@@ -1,0 +1,228 @@
+/*
+ * onednn kernels of the conv family: core.conv2d (with optional bias),
+ * core.conv2d_backward_data and core.conv2d_backward_weight, NCHW.
+ *
+ * Mapping to oneDNN: grouped weights [K, C/g, R, S] are the same memory as
+ * oneDNN's 5-D goihw [g, K/g, C/g, R, S] (depthwise is g = C); PyTorch's
+ * dilation d is oneDNN's d - 1; padding is symmetric, and PyTorch's floor
+ * output size is exactly oneDNN's consistency rule with padding_r =
+ * padding_l. The primitive picks its own (usually blocked) layouts for
+ * src, weights and dst; the plan reorders at the edges. The bias gradient
+ * is not computed here: Plexus sums dy for it as a separate op.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "onednn.h"
+
+/* Fixed cost of a call: primitive execution, reorders' setup. */
+#define CONV_CALL_NS 1000.0
+/* Sustained f32 rate assumed for oneDNN's convolutions (60 GFLOP/s). */
+#define CONV_FLOPS_PER_NS 60.0
+/* Reorders to and from blocked layouts touch every tensor about once more. */
+#define CONV_REORDER_BYTES_PER_NS 20.0
+
+static const plx_conv2d_attrs conv_default = PLX_CONV2D_ATTRS_DEFAULT;
+
+/* The geometry shared by the three ops, whichever tensor gives which dims. */
+typedef struct conv_geom {
+    int64_t x[4]; /* N, C, H, W */
+    int64_t w[4]; /* K, C/g, R, S */
+    int64_t y[4]; /* N, K, P, Q */
+    int32_t groups;
+    dnnl_dims_t strides, dilates, padding;
+} conv_geom;
+
+static void geom_from(conv_geom *g, const int32_t *stride, const int32_t *padding, const int32_t *dilation,
+                      int32_t groups, const int64_t *x, const int64_t *w, const int64_t *y)
+{
+    memcpy(g->x, x, sizeof g->x);
+    memcpy(g->w, w, sizeof g->w);
+    memcpy(g->y, y, sizeof g->y);
+    g->groups = groups > 0 ? groups : 1;
+    for (int i = 0; i < 2; i++) {
+        g->strides[i] = stride[i];
+        g->dilates[i] = dilation[i] - 1;
+        g->padding[i] = padding[i];
+    }
+}
+
+static void geom_of_call(conv_geom *g, const plx_op_call *call)
+{
+    if (call->op_id == PLX_OP_CONV2D) {
+        const plx_conv2d_attrs *a = call->attrs != NULL ? call->attrs : &conv_default;
+        geom_from(g, a->stride, a->padding, a->dilation, a->groups, call->inputs[0].shape, call->inputs[1].shape,
+                  call->outputs[0].shape);
+        return;
+    }
+    const plx_conv2d_backward_attrs *a = call->attrs;
+    if (call->op_id == PLX_OP_CONV2D_BACKWARD_DATA) /* (dy, w) -> dx */
+        geom_from(g, a->stride, a->padding, a->dilation, a->groups, call->outputs[0].shape, call->inputs[1].shape,
+                  call->inputs[0].shape);
+    else /* (dy, x) -> dw */
+        geom_from(g, a->stride, a->padding, a->dilation, a->groups, call->inputs[1].shape, call->outputs[0].shape,
+                  call->inputs[0].shape);
+}
+
+/* The user's (plain) weights descriptor: oihw, or goihw when grouped. */
+static dnnl_status_t weights_md(const conv_geom *g, bool plain, dnnl_memory_desc_t *md)
+{
+    if (g->groups == 1)
+        return plain ? one_md_plain(md, 4, g->w) : one_md_any(md, 4, g->w);
+    int64_t dims[5] = {g->groups, g->w[0] / g->groups, g->w[1], g->w[2], g->w[3]};
+    return plain ? one_md_plain(md, 5, dims) : one_md_any(md, 5, dims);
+}
+
+typedef struct conv_mds {
+    dnnl_memory_desc_t x_user, w_user, y_user, b_user;
+    dnnl_memory_desc_t x_any, w_any, y_any;
+} conv_mds;
+
+static dnnl_status_t make_mds(const conv_geom *g, conv_mds *m)
+{
+    dnnl_status_t st;
+    int64_t k = g->w[0];
+    if ((st = one_md_plain(&m->x_user, 4, g->x)) != dnnl_success || (st = one_md_plain(&m->y_user, 4, g->y)) != dnnl_success ||
+        (st = weights_md(g, true, &m->w_user)) != dnnl_success || (st = one_md_plain(&m->b_user, 1, &k)) != dnnl_success ||
+        (st = one_md_any(&m->x_any, 4, g->x)) != dnnl_success || (st = one_md_any(&m->y_any, 4, g->y)) != dnnl_success ||
+        (st = weights_md(g, false, &m->w_any)) != dnnl_success)
+        return st;
+    return dnnl_success;
+}
+
+/* Forward primitive descriptor (also the hint the backward ones need). */
+static dnnl_status_t forward_pd(const one_state *s, const conv_geom *g, const conv_mds *m, bool with_bias,
+                                dnnl_prop_kind_t prop, dnnl_primitive_desc_t *pd)
+{
+    dnnl_convolution_desc_t d;
+    dnnl_status_t st = dnnl_dilated_convolution_forward_desc_init(
+        &d, prop, dnnl_convolution_direct, &m->x_any, &m->w_any, with_bias ? &m->b_user : NULL, &m->y_any,
+        g->strides, g->dilates, g->padding, g->padding);
+    if (st != dnnl_success)
+        return st;
+    return dnnl_primitive_desc_create(pd, &d, NULL, s->engine, NULL);
+}
+
+static dnnl_status_t build_conv2d(one_state *s, const plx_op_call *call, one_plan *plan, char *reason, size_t cap)
+{
+    conv_geom g;
+    conv_mds m;
+    geom_of_call(&g, call);
+    bool with_bias = call->n_inputs > 2;
+    dnnl_primitive_desc_t pd = NULL;
+    one_step *step = NULL;
+    dnnl_status_t st = make_mds(&g, &m);
+    if (st != dnnl_success)
+        return one_fail(st, reason, cap, "memory descriptor");
+    if ((st = forward_pd(s, &g, &m, with_bias, dnnl_forward_inference, &pd)) != dnnl_success)
+        return one_fail(st, reason, cap, "convolution forward descriptor");
+    if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
+        one_fail(st, reason, cap, "convolution forward primitive");
+    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 0, &m.x_user)) != dnnl_success ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, &m.w_user)) != dnnl_success ||
+             (with_bias &&
+              (st = one_step_bind(s, plan, step, pd, DNNL_ARG_BIAS, ONE_ARG_INPUT, 2, &m.b_user)) != dnnl_success) ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &m.y_user)) != dnnl_success)
+        one_fail(st, reason, cap, "binding convolution arguments");
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+static dnnl_status_t build_conv2d_backward_data(one_state *s, const plx_op_call *call, one_plan *plan, char *reason,
+                                                size_t cap)
+{
+    conv_geom g;
+    conv_mds m;
+    geom_of_call(&g, call);
+    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    dnnl_convolution_desc_t d;
+    one_step *step = NULL;
+    dnnl_status_t st = make_mds(&g, &m);
+    if (st != dnnl_success)
+        return one_fail(st, reason, cap, "memory descriptor");
+    if ((st = forward_pd(s, &g, &m, false, dnnl_forward_training, &hint)) != dnnl_success)
+        return one_fail(st, reason, cap, "convolution forward (hint) descriptor");
+    st = dnnl_dilated_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &m.x_any, &m.w_any, &m.y_any,
+                                                          g.strides, g.dilates, g.padding, g.padding);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&pd, &d, NULL, s->engine, hint);
+    if (st != dnnl_success) {
+        dnnl_primitive_desc_destroy(hint);
+        return one_fail(st, reason, cap, "convolution backward-data descriptor");
+    }
+    if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
+        one_fail(st, reason, cap, "convolution backward-data primitive");
+    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, &m.y_user)) != dnnl_success ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, &m.w_user)) != dnnl_success ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, &m.x_user)) != dnnl_success)
+        one_fail(st, reason, cap, "binding convolution backward-data arguments");
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_desc_destroy(hint);
+    return st;
+}
+
+static dnnl_status_t build_conv2d_backward_weight(one_state *s, const plx_op_call *call, one_plan *plan, char *reason,
+                                                  size_t cap)
+{
+    conv_geom g;
+    conv_mds m;
+    geom_of_call(&g, call);
+    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    dnnl_convolution_desc_t d;
+    one_step *step = NULL;
+    dnnl_status_t st = make_mds(&g, &m);
+    if (st != dnnl_success)
+        return one_fail(st, reason, cap, "memory descriptor");
+    if ((st = forward_pd(s, &g, &m, false, dnnl_forward_training, &hint)) != dnnl_success)
+        return one_fail(st, reason, cap, "convolution forward (hint) descriptor");
+    st = dnnl_dilated_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &m.x_any, &m.w_any, NULL,
+                                                             &m.y_any, g.strides, g.dilates, g.padding, g.padding);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&pd, &d, NULL, s->engine, hint);
+    if (st != dnnl_success) {
+        dnnl_primitive_desc_destroy(hint);
+        return one_fail(st, reason, cap, "convolution backward-weights descriptor");
+    }
+    if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
+        one_fail(st, reason, cap, "convolution backward-weights primitive");
+    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, &m.y_user)) != dnnl_success ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 1, &m.x_user)) != dnnl_success ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_WEIGHTS, ONE_ARG_OUTPUT, 0, &m.w_user)) !=
+                 dnnl_success)
+        one_fail(st, reason, cap, "binding convolution backward-weights arguments");
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_desc_destroy(hint);
+    return st;
+}
+
+static bool check_conv(const plx_op_call *call, char *reason, size_t cap)
+{
+    conv_geom g;
+    if (call->op_id != PLX_OP_CONV2D && call->attrs == NULL) {
+        snprintf(reason, cap, "backward convolution without attrs");
+        return false;
+    }
+    geom_of_call(&g, call);
+    if (g.w[0] % g.groups != 0) {
+        snprintf(reason, cap, "K=%lld not divisible by groups=%d", (long long)g.w[0], (int)g.groups);
+        return false;
+    }
+    return true;
+}
+
+/* Same multiply-adds for all three: 2 * N*K*P*Q * C/g*R*S. */
+static double estimate_conv(const plx_op_call *call)
+{
+    conv_geom g;
+    geom_of_call(&g, call);
+    double flops = 2.0 * (double)g.y[0] * (double)g.y[1] * (double)g.y[2] * (double)g.y[3] * (double)g.w[1] *
+                   (double)g.w[2] * (double)g.w[3];
+    return CONV_CALL_NS + flops / CONV_FLOPS_PER_NS + one_call_bytes(call) / CONV_REORDER_BYTES_PER_NS;
+}
+
+ONE_FAMILY_TABLE(conv,
+                 {PLX_OP_CONV2D, sizeof(plx_conv2d_attrs), check_conv, build_conv2d, estimate_conv},
+                 {PLX_OP_CONV2D_BACKWARD_DATA, sizeof(plx_conv2d_backward_attrs), check_conv,
+                  build_conv2d_backward_data, estimate_conv},
+                 {PLX_OP_CONV2D_BACKWARD_WEIGHT, sizeof(plx_conv2d_backward_attrs), check_conv,
+                  build_conv2d_backward_weight, estimate_conv});

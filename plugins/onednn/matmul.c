@@ -1,0 +1,111 @@
+/*
+ * onednn kernels of the matmul family: core.matmul on 2-D operands, or on
+ * operands with the same batch dims (flattened into one batch dim for
+ * oneDNN). Transposes are expressed as strides of the plain row-major
+ * tensors, so no reorder or copy is needed. Broadcast batches ([1,M,K] x
+ * [B,K,N], or [B,M,K] x [K,N]) are declined: cpu_blas takes them.
+ */
+#include <stdio.h>
+
+#include "onednn.h"
+
+#define MATMUL_CALL_NS 500.0
+#define MATMUL_FLOPS_PER_NS 60.0
+
+static const plx_matmul_attrs matmul_default = PLX_MATMUL_ATTRS_DEFAULT;
+
+static bool check_matmul(const plx_op_call *call, char *reason, size_t cap)
+{
+    const plx_tensor_desc *a = &call->inputs[0], *b = &call->inputs[1];
+    if (a->ndim < 2 || b->ndim < 2) {
+        snprintf(reason, cap, "1-D matmul operands are not supported");
+        return false;
+    }
+    if (a->ndim != b->ndim) {
+        snprintf(reason, cap, "broadcast batch (a has %d dims, b %d): only same-batch matmuls", (int)a->ndim,
+                 (int)b->ndim);
+        return false;
+    }
+    for (int32_t d = 0; d < a->ndim - 2; d++)
+        if (a->shape[d] != b->shape[d]) {
+            snprintf(reason, cap, "broadcast batch (dim %d: %lld vs %lld): only same-batch matmuls", (int)d,
+                     (long long)a->shape[d], (long long)b->shape[d]);
+            return false;
+        }
+    return true;
+}
+
+/* Logical [batch,] rows x cols view of a row-major operand stored as
+ * [batch,] rows x cols, or transposed (stored cols x rows). */
+static dnnl_status_t operand_md(dnnl_memory_desc_t *md, int64_t batch, int64_t rows, int64_t cols, bool transposed,
+                                bool batched)
+{
+    dnnl_dims_t dims, strides;
+    int i = 0;
+    if (batched) {
+        dims[0] = batch;
+        strides[0] = rows * cols;
+        i = 1;
+    }
+    dims[i] = rows;
+    dims[i + 1] = cols;
+    strides[i] = transposed ? 1 : cols;
+    strides[i + 1] = transposed ? rows : 1;
+    return dnnl_memory_desc_init_by_strides(md, batched ? 3 : 2, dims, dnnl_f32, strides);
+}
+
+typedef struct matmul_dims {
+    int64_t batch, m, k, n;
+    bool trans_a, trans_b;
+} matmul_dims;
+
+static void dims_of(const plx_op_call *call, matmul_dims *d)
+{
+    const plx_matmul_attrs *at = call->attrs != NULL ? call->attrs : &matmul_default;
+    const plx_tensor_desc *a = &call->inputs[0], *b = &call->inputs[1];
+    d->trans_a = at->trans_a != 0;
+    d->trans_b = at->trans_b != 0;
+    d->batch = 1;
+    for (int32_t i = 0; i < a->ndim - 2; i++)
+        d->batch *= a->shape[i];
+    d->m = a->shape[a->ndim - (d->trans_a ? 1 : 2)];
+    d->k = a->shape[a->ndim - (d->trans_a ? 2 : 1)];
+    d->n = b->shape[b->ndim - (d->trans_b ? 2 : 1)];
+}
+
+static dnnl_status_t build_matmul(one_state *s, const plx_op_call *call, one_plan *plan, char *reason, size_t cap)
+{
+    matmul_dims d;
+    dims_of(call, &d);
+    bool batched = call->inputs[0].ndim > 2;
+    dnnl_memory_desc_t a_md, b_md, y_md;
+    dnnl_matmul_desc_t desc;
+    dnnl_primitive_desc_t pd = NULL;
+    one_step *step = NULL;
+    dnnl_status_t st;
+    if ((st = operand_md(&a_md, d.batch, d.m, d.k, d.trans_a, batched)) != dnnl_success ||
+        (st = operand_md(&b_md, d.batch, d.k, d.n, d.trans_b, batched)) != dnnl_success ||
+        (st = operand_md(&y_md, d.batch, d.m, d.n, false, batched)) != dnnl_success)
+        return one_fail(st, reason, cap, "memory descriptor");
+    if ((st = dnnl_matmul_desc_init(&desc, &a_md, &b_md, NULL, &y_md)) != dnnl_success ||
+        (st = dnnl_primitive_desc_create(&pd, &desc, NULL, s->engine, NULL)) != dnnl_success)
+        return one_fail(st, reason, cap, "matmul descriptor");
+    if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
+        one_fail(st, reason, cap, "matmul primitive");
+    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 0, &a_md)) != dnnl_success ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, &b_md)) != dnnl_success ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &y_md)) != dnnl_success)
+        one_fail(st, reason, cap, "binding matmul arguments");
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+static double estimate_matmul(const plx_op_call *call)
+{
+    matmul_dims d;
+    dims_of(call, &d);
+    double flops = 2.0 * (double)d.batch * (double)d.m * (double)d.n * (double)d.k;
+    return MATMUL_CALL_NS + flops / MATMUL_FLOPS_PER_NS;
+}
+
+ONE_FAMILY_TABLE(matmul, {PLX_OP_MATMUL, sizeof(plx_matmul_attrs), check_matmul, build_matmul, estimate_matmul});

@@ -1,0 +1,261 @@
+/*
+ * plan.c — building and running the onednn plugin's execution plans: a
+ * primitive (or two, for max-pool backward) with its arguments bound to the
+ * call's tensors, plus the reorders between the plain layouts the runtime
+ * uses and any blocked layout a primitive prefers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dnnl_debug.h>
+#include <omp.h>
+
+#include "onednn.h"
+
+const char *one_status_name(dnnl_status_t st)
+{
+    const char *name = dnnl_status2str(st);
+    return name != NULL ? name : "unknown oneDNN status";
+}
+
+dnnl_status_t one_fail(dnnl_status_t st, char *reason, size_t cap, const char *what)
+{
+    snprintf(reason, cap, "oneDNN %s failed: %s", what, one_status_name(st));
+    return st;
+}
+
+double one_call_bytes(const plx_op_call *call)
+{
+    double elems = 0.0;
+    for (int32_t i = 0; i < call->n_inputs; i++)
+        elems += (double)plx_desc_numel(&call->inputs[i]);
+    for (int32_t i = 0; i < call->n_outputs; i++)
+        elems += (double)plx_desc_numel(&call->outputs[i]);
+    return elems * (double)sizeof(float);
+}
+
+dnnl_status_t one_md_plain(dnnl_memory_desc_t *md, int ndims, const int64_t *dims)
+{
+    dnnl_dims_t d, strides;
+    int64_t stride = 1;
+    for (int i = ndims - 1; i >= 0; i--) {
+        d[i] = dims[i];
+        strides[i] = stride;
+        stride *= dims[i];
+    }
+    return dnnl_memory_desc_init_by_strides(md, ndims, d, dnnl_f32, strides);
+}
+
+dnnl_status_t one_md_any(dnnl_memory_desc_t *md, int ndims, const int64_t *dims)
+{
+    dnnl_dims_t d;
+    for (int i = 0; i < ndims; i++)
+        d[i] = dims[i];
+    return dnnl_memory_desc_init_by_tag(md, ndims, d, dnnl_f32, dnnl_format_tag_any);
+}
+
+dnnl_status_t one_plan_add_step(one_plan *plan, const_dnnl_primitive_desc_t pd, one_step **out)
+{
+    if (plan->n_steps >= ONE_MAX_STEPS)
+        return dnnl_invalid_arguments;
+    one_step *step = &plan->steps[plan->n_steps];
+    memset(step, 0, sizeof *step);
+    dnnl_status_t st = dnnl_primitive_create(&step->prim, pd);
+    if (st != dnnl_success) {
+        step->prim = NULL;
+        return st;
+    }
+    plan->n_steps++;
+    *out = step;
+    return dnnl_success;
+}
+
+static dnnl_status_t make_reorder(const one_state *s, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                                  dnnl_primitive_t *out)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, from, s->engine, to, s->engine, NULL);
+    if (st != dnnl_success)
+        return st;
+    st = dnnl_primitive_create(out, pd);
+    if (st != dnnl_success)
+        *out = NULL;
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+dnnl_status_t one_step_bind(const one_state *s, one_plan *plan, one_step *step, const_dnnl_primitive_desc_t pd,
+                            int dnnl_arg, int kind, int index, const dnnl_memory_desc_t *user_md)
+{
+    if (step->n_args >= ONE_MAX_ARGS)
+        return dnnl_invalid_arguments;
+    const dnnl_memory_desc_t *prim_md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, dnnl_arg);
+    if (prim_md == NULL || prim_md->ndims == 0)
+        return dnnl_invalid_arguments;
+    one_arg *a = &step->args[step->n_args];
+    memset(a, 0, sizeof *a);
+    a->dnnl_arg = dnnl_arg;
+    a->kind = kind;
+    a->index = index;
+    a->prim_md = *prim_md;
+    if (kind == ONE_ARG_TEMP) {
+        if (index < 0 || index >= ONE_MAX_TEMPS)
+            return dnnl_invalid_arguments;
+        if (index >= plan->n_temps) {
+            plan->temp_md[index] = *prim_md;
+            plan->n_temps = index + 1;
+        } else if (!dnnl_memory_desc_equal(&plan->temp_md[index], prim_md)) {
+            return dnnl_invalid_arguments; /* producer and consumer disagree on the layout */
+        }
+        a->user_md = *prim_md;
+    } else {
+        a->user_md = *user_md;
+        if (!dnnl_memory_desc_equal(user_md, prim_md)) {
+            dnnl_status_t st = kind == ONE_ARG_INPUT ? make_reorder(s, user_md, prim_md, &a->reorder)
+                                                     : make_reorder(s, prim_md, user_md, &a->reorder);
+            if (st != dnnl_success)
+                return st;
+        }
+    }
+    step->n_args++;
+    return dnnl_success;
+}
+
+void one_plan_free(one_plan *plan)
+{
+    for (int i = 0; i < ONE_MAX_STEPS; i++) {
+        one_step *step = &plan->steps[i];
+        for (int j = 0; j < step->n_args && j < ONE_MAX_ARGS; j++)
+            if (step->args[j].reorder != NULL)
+                dnnl_primitive_destroy(step->args[j].reorder);
+        if (step->prim != NULL)
+            dnnl_primitive_destroy(step->prim);
+        memset(step, 0, sizeof *step);
+    }
+    plan->n_steps = 0;
+    plan->n_temps = 0;
+}
+
+/* ---- execution -------------------------------------------------------------- */
+
+/* Buffers one run allocates: reorder targets and plan temporaries. */
+typedef struct run_scratch {
+    void *buffers[ONE_MAX_STEPS * ONE_MAX_ARGS + ONE_MAX_TEMPS];
+    dnnl_memory_t memories[ONE_MAX_STEPS * ONE_MAX_ARGS * 2 + ONE_MAX_TEMPS];
+    int n_buffers, n_memories;
+} run_scratch;
+
+static void *scratch_alloc(run_scratch *r, size_t bytes)
+{
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, rounded > 0 ? rounded : 64);
+    if (p != NULL)
+        r->buffers[r->n_buffers++] = p;
+    return p;
+}
+
+static dnnl_status_t scratch_memory(const one_state *s, run_scratch *r, const dnnl_memory_desc_t *md, void *ptr,
+                                    dnnl_memory_t *out)
+{
+    dnnl_status_t st = dnnl_memory_create(out, md, s->engine, ptr);
+    if (st == dnnl_success)
+        r->memories[r->n_memories++] = *out;
+    return st;
+}
+
+static void scratch_release(run_scratch *r)
+{
+    for (int i = 0; i < r->n_memories; i++)
+        dnnl_memory_destroy(r->memories[i]);
+    for (int i = 0; i < r->n_buffers; i++)
+        free(r->buffers[i]);
+}
+
+static plx_status exec_fail(const one_state *s, const plx_op_call *call, dnnl_status_t st, const char *what)
+{
+    plx_status code = st == dnnl_out_of_memory ? PLX_OUT_OF_MEMORY : PLX_PLUGIN_ERROR;
+    return s->host->set_error(s->host->host, code, "onednn: %s: %s failed: %s", call->op_name, what,
+                              one_status_name(st));
+}
+
+static dnnl_status_t run_reorder(one_state *s, const_dnnl_primitive_t reorder, dnnl_memory_t from, dnnl_memory_t to)
+{
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    return dnnl_primitive_execute(reorder, s->stream, 2, args);
+}
+
+plx_status one_plan_execute(one_state *s, const one_plan *plan, const plx_op_call *call)
+{
+    run_scratch r = {.n_buffers = 0, .n_memories = 0};
+    plx_status result = PLX_OK;
+    dnnl_status_t st = dnnl_success;
+    dnnl_memory_t temps[ONE_MAX_TEMPS] = {NULL};
+    /* oneDNN sizes its OpenMP teams from the calling thread's ICV: set it
+     * on whichever thread calls us, as it was when the plan was built. */
+    omp_set_num_threads(plan->threads);
+    for (int t = 0; t < plan->n_temps; t++) {
+        void *p = scratch_alloc(&r, dnnl_memory_desc_get_size(&plan->temp_md[t]));
+        if (p == NULL) {
+            result = exec_fail(s, call, dnnl_out_of_memory, "allocating a temporary");
+            goto done;
+        }
+        if ((st = scratch_memory(s, &r, &plan->temp_md[t], p, &temps[t])) != dnnl_success) {
+            result = exec_fail(s, call, st, "creating a temporary's memory");
+            goto done;
+        }
+    }
+    for (int i = 0; i < plan->n_steps; i++) {
+        const one_step *step = &plan->steps[i];
+        dnnl_exec_arg_t args[ONE_MAX_ARGS];
+        dnnl_memory_t user[ONE_MAX_ARGS] = {NULL};
+        for (int j = 0; j < step->n_args; j++) {
+            const one_arg *a = &step->args[j];
+            args[j].arg = a->dnnl_arg;
+            if (a->kind == ONE_ARG_TEMP) {
+                args[j].memory = temps[a->index];
+                continue;
+            }
+            const plx_tensor_desc *t = a->kind == ONE_ARG_INPUT ? &call->inputs[a->index] : &call->outputs[a->index];
+            if ((st = scratch_memory(s, &r, &a->user_md, plx_desc_ptr(t), &user[j])) != dnnl_success) {
+                result = exec_fail(s, call, st, "wrapping a tensor");
+                goto done;
+            }
+            args[j].memory = user[j];
+            if (a->reorder == NULL)
+                continue;
+            void *p = scratch_alloc(&r, dnnl_memory_desc_get_size(&a->prim_md));
+            if (p == NULL) {
+                result = exec_fail(s, call, dnnl_out_of_memory, "allocating a reorder buffer");
+                goto done;
+            }
+            if ((st = scratch_memory(s, &r, &a->prim_md, p, &args[j].memory)) != dnnl_success) {
+                result = exec_fail(s, call, st, "creating a reorder buffer's memory");
+                goto done;
+            }
+            if (a->kind == ONE_ARG_INPUT && (st = run_reorder(s, a->reorder, user[j], args[j].memory)) != dnnl_success) {
+                result = exec_fail(s, call, st, "reordering an input");
+                goto done;
+            }
+        }
+        if ((st = dnnl_primitive_execute(step->prim, s->stream, step->n_args, args)) != dnnl_success) {
+            result = exec_fail(s, call, st, "executing the primitive");
+            goto done;
+        }
+        for (int j = 0; j < step->n_args; j++) {
+            const one_arg *a = &step->args[j];
+            if (a->kind == ONE_ARG_OUTPUT && a->reorder != NULL &&
+                (st = run_reorder(s, a->reorder, args[j].memory, user[j])) != dnnl_success) {
+                result = exec_fail(s, call, st, "reordering an output");
+                goto done;
+            }
+        }
+    }
+    if ((st = dnnl_stream_wait(s->stream)) != dnnl_success)
+        result = exec_fail(s, call, st, "waiting for the stream");
+done:
+    if (result != PLX_OK)
+        dnnl_stream_wait(s->stream);
+    scratch_release(&r);
+    return result;
+}
