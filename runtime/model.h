@@ -56,6 +56,8 @@ typedef struct model_spec {
     char *train_images, *train_labels, *test_images, *test_labels; /* idx */
     char *train_csv, *test_csv, *label_column;                      /* csv */
     int32_t normalize;         /* 0 none, 1 from given mean/std, 2 from the training set's statistics */
+    int64_t *class_subset;     /* data.classes: labels kept, in order (label class_subset[i] becomes i) */
+    int32_t n_class_subset;
     int32_t n_norm;
     float norm_mean[16], norm_std[16];
     char **freeze;

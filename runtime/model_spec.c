@@ -171,6 +171,7 @@ void model_spec_free(model_spec *s)
     for (int32_t i = 0; i < s->n_freeze; i++)
         free(s->freeze[i]);
     free(s->freeze);
+    free(s->class_subset);
     char **strings[] = {&s->name, &s->data_format, &s->data_dir, &s->train_images, &s->train_labels,
                         &s->test_images, &s->test_labels, &s->train_csv, &s->test_csv, &s->label_column,
                         &s->init_from};
@@ -517,7 +518,7 @@ static plx_status parse_data(spec_parser *p, const cJSON *training)
     if (d == NULL)
         return st;
     static const char *const allowed[] = {"format", "dir", "train_images", "train_labels", "test_images", "test_labels",
-                                          "train", "test", "label_column", "normalize", NULL};
+                                          "train", "test", "label_column", "normalize", "classes", NULL};
     const char *path = "$.training.data";
     st = only_keys(p, d, path, allowed);
     if (st == PLX_OK)
@@ -545,6 +546,29 @@ static plx_status parse_data(spec_parser *p, const cJSON *training)
         st = bad(p, path, "csv data needs \"train\" (a CSV file)");
     if (st != PLX_OK)
         return st;
+    const cJSON *subset = cJSON_GetObjectItemCaseSensitive(d, "classes");
+    if (subset != NULL) {
+        int32_t n = cJSON_IsArray(subset) ? cJSON_GetArraySize(subset) : 0;
+        if (n < 1 || n > 100000)
+            return bad(p, "$.training.data.classes", "expected a non-empty list of the labels to keep");
+        if (n != s->classes)
+            return bad(p, "$.training.data.classes", "keeps %d classes but the model has %lld", (int)n,
+                       (long long)s->classes);
+        s->class_subset = calloc((size_t)n, sizeof *s->class_subset);
+        if (s->class_subset == NULL)
+            return PLX_OUT_OF_MEMORY;
+        for (int32_t i = 0; i < n; i++) {
+            const cJSON *c = cJSON_GetArrayItem(subset, i);
+            if (!cJSON_IsNumber(c) || c->valuedouble != floor(c->valuedouble) || c->valuedouble < 0 ||
+                c->valuedouble > 1e6)
+                return bad(p, "$.training.data.classes", "entry %d is not a label (a non-negative integer)", (int)i);
+            s->class_subset[i] = (int64_t)c->valuedouble;
+            for (int32_t j = 0; j < i; j++)
+                if (s->class_subset[j] == s->class_subset[i])
+                    return bad(p, "$.training.data.classes", "label %lld is listed twice", (long long)s->class_subset[i]);
+            s->n_class_subset = i + 1;
+        }
+    }
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(d, "normalize");
     if (norm == NULL || cJSON_IsFalse(norm))
         return PLX_OK;

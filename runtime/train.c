@@ -188,6 +188,44 @@ static void join_path(char *out, size_t cap, const char *dir, const char *file)
         snprintf(out, cap, "%s/%s", dir, file);
 }
 
+/* Keeps the examples whose label is in data.classes, relabelled by position. */
+static plx_status keep_classes(plx_model *m, dataset **ds)
+{
+    const model_spec *s = &m->spec;
+    if (s->n_class_subset == 0 || *ds == NULL)
+        return PLX_OK;
+    int64_t *idx = malloc(sizeof(int64_t) * (size_t)((*ds)->n + 1));
+    if (idx == NULL)
+        return ctx_fail(m->ctx, PLX_OUT_OF_MEMORY, "out of memory");
+    int64_t kept = 0;
+    for (int64_t i = 0; i < (*ds)->n; i++)
+        for (int32_t c = 0; c < s->n_class_subset; c++)
+            if ((*ds)->labels[i] == s->class_subset[c]) {
+                idx[kept++] = i;
+                break;
+            }
+    dataset *sub = NULL;
+    data_error err;
+    plx_status st = dataset_subset(*ds, idx, kept, &sub, &err);
+    free(idx);
+    if (st != PLX_OK)
+        return ctx_fail(m->ctx, st, "%s", err.message);
+    for (int64_t i = 0; i < sub->n; i++)
+        for (int32_t c = 0; c < s->n_class_subset; c++)
+            if (sub->labels[i] == s->class_subset[c]) {
+                sub->labels[i] = c;
+                break;
+            }
+    st = dataset_update_classes(sub, &err);
+    if (st != PLX_OK) {
+        dataset_free(sub);
+        return ctx_fail(m->ctx, st, "%s", err.message);
+    }
+    dataset_free(*ds);
+    *ds = sub;
+    return PLX_OK;
+}
+
 static plx_status load_one(plx_model *m, const char *dir, bool test, dataset **out)
 {
     const model_spec *s = &m->spec;
@@ -210,6 +248,9 @@ static plx_status load_one(plx_model *m, const char *dir, bool test, dataset **o
     }
     if (st != PLX_OK)
         return ctx_fail(m->ctx, st, "%s", err.message);
+    st = keep_classes(m, out);
+    if (st != PLX_OK)
+        return st;
     /* The data must fit the model. */
     const dataset *ds = *out;
     bool fits = ds->sample_ndim == s->input_ndim;

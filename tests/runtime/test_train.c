@@ -203,6 +203,43 @@ static void test_weights_from_pytorch(void **state)
     plx_context_close(ctx);
 }
 
+
+/* data.classes keeps some classes and renumbers them in the listed order. */
+static void test_class_subset(void **state)
+{
+    (void)state;
+    ex_env e;
+    ex_make_dir(&e, "subset");
+    ex_write_dataset(&e, 256, 64);
+    char data[8192], json[16384];
+    ex_data_json(&e, "4", data, sizeof data);
+    data[strlen(data) - 1] = '\0'; /* reopen the data object */
+    const char *fmt = "{\"seed\": 2, \"input\": {\"shape\": [1, 8, 8]}, \"classes\": %d,"
+                      " \"layers\": [{\"type\": \"flatten\"}, {\"type\": \"dense\", \"name\": \"fc\", \"units\": %d}],"
+                      " \"training\": {\"optimizer\": {\"type\": \"adam\", \"lr\": 0.01}, \"batch_size\": 16,"
+                      " \"epochs\": 4, \"data\": %s, \"classes\": %s}}}";
+    plx_context *ctx = ex_open(NULL);
+    snprintf(json, sizeof json, fmt, 2, 2, data, "[3, 0]");
+    plx_model *m = ex_parse(ctx, json, "subset.json");
+    ex_losses losses = {0};
+    plx_train_result r = ex_train(m, ctx, &losses);
+    /* Quadrants 3 and 0 only: about half the test images, told apart well. */
+    assert_true(r.test_accuracy > 0.9);
+    plx_eval_result ev = {.struct_size = sizeof ev};
+    assert_int_equal(plx_model_evaluate(m, NULL, 0, &ev), PLX_OK);
+    assert_true(ev.examples > 16 && ev.examples < 48);
+    assert_int_equal(ev.classes, 2);
+    plx_model_free(m);
+    snprintf(json, sizeof json, fmt, 2, 2, data, "[1, 2, 3]");
+    assert_int_equal(plx_model_parse(ctx, json, "subset.json", &m), PLX_INVALID_ARGUMENT);
+    assert_non_null(strstr(plx_last_error(ctx), "$.training.data.classes: keeps 3 classes but the model has 2"));
+    snprintf(json, sizeof json, fmt, 2, 2, data, "[1, 1]");
+    assert_int_equal(plx_model_parse(ctx, json, "subset.json", &m), PLX_INVALID_ARGUMENT);
+    assert_non_null(strstr(plx_last_error(ctx), "listed twice"));
+    plx_context_close(ctx);
+    ex_remove_dir(&e);
+}
+
 typedef struct bad_case {
     const char *json;
     const char *expect;
@@ -255,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_early_stopping_restores_best),
         cmocka_unit_test(test_nan_stops_with_the_step),
         cmocka_unit_test(test_weights_from_pytorch),
+        cmocka_unit_test(test_class_subset),
         cmocka_unit_test(test_bad_model_files),
     };
     return cmocka_run_group_tests_name("runtime/train", tests, NULL, NULL);
