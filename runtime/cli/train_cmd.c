@@ -22,11 +22,9 @@
  * predict inputs: binary PGM (P5) and PPM (P6, planar [3, H, W]) images of
  * 8 or 16 bits, and unsigned-byte IDX files (gzip'd or not; records
  * --index I to I + --count N - 1). Pixels are scaled to [0, 1] as the data
- * pipeline does, then normalized with the "normalize" mean/std of the model
- * file's data section, read from the model file or the checkpoint's
- * metadata (the public API has no accessor for them). With "normalize":
- * true the training set's statistics are not recorded anywhere, so inputs
- * stay in [0, 1] and a warning says so. An input whose shape differs from
+ * pipeline does, then normalized as the model's training data was
+ * (plx_model_info_get: the model file's mean/std, or the training set's
+ * statistics a checkpoint records). An input whose shape differs from
  * the model's input (leading 1s aside; any shape of as many values for a
  * flat input) is an error naming the file and both shapes.
  */
@@ -601,18 +599,15 @@ int cmd_eval(int argc, char **argv)
 
 /* ---- predict: reading the model file and the inputs --------------------------- */
 
-/* What predict needs of the model file: the input shape, the class count and
- * the fixed normalization of its data section. The public API has no
- * accessor for these; they come from the model file itself, or from a
- * checkpoint's metadata ("model", documented in plexus.h). */
+/* What predict needs of the model: the input shape, the class count and the
+ * normalization its training data got. */
 typedef struct model_facts {
     int32_t ndim;
     int64_t shape[PLX_MAX_DIMS];
     int64_t numel;
     int64_t classes;
-    int32_t n_norm; /* 0: no fixed normalization */
+    int32_t n_norm; /* 0: no normalization */
     double mean[16], std[16];
-    int norm_from_training; /* "normalize": true: statistics predict cannot know */
 } model_facts;
 
 static char *read_whole_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t cap)
@@ -657,93 +652,29 @@ static char *read_whole_file(const char *path, size_t max_bytes, size_t *len, ch
     return buf;
 }
 
-/* The model file text: the file itself, or the "model" entry of a
- * safetensors checkpoint's __metadata__ (u64 LE header length, JSON header). */
-static char *model_text_of(const char *path, char *err, size_t cap)
-{
-    int is_json = looks_like_json(path);
-    if (is_json == 1) {
-        size_t len;
-        return read_whole_file(path, 16u << 20, &len, err, cap);
-    }
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, cap, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    unsigned char lenbytes[8];
-    uint64_t hlen = 0;
-    char *header = NULL, *text = NULL;
-    long file_size = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        file_size = ftell(f);
-    if (file_size >= 8 && fseek(f, 0, SEEK_SET) == 0 && fread(lenbytes, 1, 8, f) == 8) {
-        for (int i = 7; i >= 0; i--)
-            hlen = hlen << 8 | lenbytes[i];
-        if (hlen > 0 && hlen <= (uint64_t)file_size - 8 && hlen <= (64u << 20) && (header = malloc(hlen + 1)) != NULL &&
-            fread(header, 1, hlen, f) == hlen) {
-            header[hlen] = '\0';
-            cJSON *root = cJSON_ParseWithLength(header, hlen);
-            const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
-            const cJSON *model = cJSON_GetObjectItemCaseSensitive(meta, "model");
-            if (cJSON_IsString(model))
-                text = strdup(model->valuestring);
-            cJSON_Delete(root);
-        }
-    }
-    free(header);
-    fclose(f);
-    if (text == NULL)
-        snprintf(err, cap, "%s: no model file in the checkpoint's metadata", path);
-    return text;
-}
-
-static int model_facts_read(const char *path, model_facts *mf, char *err, size_t cap)
+static int model_facts_of(const plx_model *model, model_facts *mf, char *err, size_t cap)
 {
     memset(mf, 0, sizeof *mf);
-    char *text = model_text_of(path, err, cap);
-    if (text == NULL)
+    plx_model_info info = {.struct_size = sizeof info};
+    if (plx_model_info_get(model, &info) != PLX_OK) {
+        snprintf(err, cap, "cannot read the model's input shape");
         return -1;
-    cJSON *root = cJSON_Parse(text);
-    free(text);
-    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "input"), "shape");
-    const cJSON *classes = cJSON_GetObjectItemCaseSensitive(root, "classes");
-    int ok = cJSON_IsArray(shape) && cJSON_GetArraySize(shape) >= 1 && cJSON_GetArraySize(shape) < PLX_MAX_DIMS &&
-             cJSON_IsNumber(classes) && classes->valuedouble >= 1;
+    }
+    mf->ndim = info.input_ndim;
     mf->numel = 1;
-    for (int32_t d = 0; ok && d < cJSON_GetArraySize(shape); d++) {
-        const cJSON *dim = cJSON_GetArrayItem(shape, d);
-        ok = cJSON_IsNumber(dim) && dim->valuedouble >= 1 && dim->valuedouble <= (double)(1 << 24);
-        if (ok) {
-            mf->shape[mf->ndim++] = (int64_t)dim->valuedouble;
-            mf->numel *= mf->shape[mf->ndim - 1];
-            ok = mf->numel <= ((int64_t)1 << 28);
+    for (int32_t d = 0; d < info.input_ndim; d++) {
+        mf->shape[d] = info.input_shape[d];
+        mf->numel *= info.input_shape[d];
+    }
+    mf->classes = info.classes;
+    if (info.norm_channels >= 1 && info.norm_channels <= 16 && mf->numel % info.norm_channels == 0) {
+        mf->n_norm = info.norm_channels;
+        for (int32_t c = 0; c < info.norm_channels; c++) {
+            mf->mean[c] = info.norm_mean[c];
+            mf->std[c] = info.norm_std[c] > 0 ? info.norm_std[c] : 1.0;
         }
     }
-    if (ok)
-        mf->classes = (int64_t)classes->valuedouble;
-    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "training"), "data"), "normalize");
-    if (ok && cJSON_IsTrue(norm))
-        mf->norm_from_training = 1;
-    else if (ok && cJSON_IsObject(norm)) {
-        const cJSON *mean = cJSON_GetObjectItemCaseSensitive(norm, "mean");
-        const cJSON *sd = cJSON_GetObjectItemCaseSensitive(norm, "std");
-        int n = cJSON_GetArraySize(mean);
-        if (cJSON_IsArray(mean) && cJSON_IsArray(sd) && n == cJSON_GetArraySize(sd) && n >= 1 && n <= 16 &&
-            mf->numel % n == 0) {
-            mf->n_norm = n;
-            for (int i = 0; i < n; i++) {
-                const cJSON *m = cJSON_GetArrayItem(mean, i), *s = cJSON_GetArrayItem(sd, i);
-                mf->mean[i] = cJSON_IsNumber(m) ? m->valuedouble : 0.0;
-                mf->std[i] = cJSON_IsNumber(s) && s->valuedouble > 0 ? s->valuedouble : 1.0;
-            }
-        }
-    }
-    cJSON_Delete(root);
-    if (!ok)
-        snprintf(err, cap, "%s: the model file has no usable \"input\": {\"shape\"} or \"classes\"", path);
-    return ok ? 0 : -1;
+    return 0;
 }
 
 /* Samples read from the inputs, one after another. */
@@ -1058,14 +989,10 @@ int cmd_predict(int argc, char **argv)
     int64_t *order = NULL;
     model_facts mf;
     char err[1200];
-    if (model_facts_read(path, &mf, err, sizeof err)) {
-        fprintf(stderr, "plexus predict: %s\n", err);
+    if (model_facts_of(model, &mf, err, sizeof err)) {
+        fprintf(stderr, "plexus predict: %s: %s\n", path, err);
         goto out;
     }
-    if (mf.norm_from_training)
-        fprintf(stderr,
-                "plexus predict: warning: the model normalizes inputs with its training set's statistics "
-                "(\"normalize\": true), which the checkpoint does not record; inputs are only scaled to [0, 1]\n");
     samples.per = mf.numel;
     for (int i = 0; i < n_inputs; i++)
         if (read_input(inputs[i], first, count, &mf, &samples))
