@@ -82,6 +82,21 @@ typedef struct plx_context_options {
     /* Lowest PLX_LOG_* level passed to the log sink; plx_context_options_init
      * sets PLX_LOG_WARN (PLEXUS_LOG_LEVEL=debug|info|warn|error overrides). */
     int32_t log_level;
+    /* Measured routing. Calibration cache: a JSON file of kernel
+     * times measured per (backend, plugin version, device, thread budget,
+     * op, dtypes, shapes, attributes); the router prefers these over the
+     * backends' own estimates. NULL: PLEXUS_COST_CACHE, else
+     * $XDG_CACHE_HOME/plexus/costs.json, else ~/.cache/plexus/costs.json
+     * (with ignore_env: none). "" or "none": no cache. A cache that is
+     * unreadable, corrupt, or from another CPU is ignored with a warning;
+     * entries from another version of a loaded plugin are dropped with a
+     * warning. It is read at open and written only by plx_cost_cache_save. */
+    const char *cost_cache;
+    /* 1: when a node or eager call has more than one candidate and some
+     * candidate has no measured time yet, time each on scratch data (a
+     * warm-up run, then the median of several) before choosing. 0:
+     * PLEXUS_CALIBRATE=1 turns it on. */
+    int32_t calibrate;
 } plx_context_options;
 
 /* Fills *opts with defaults (struct_size set, log level WARN). */
@@ -95,6 +110,25 @@ PLX_API void plx_context_options_init(plx_context_options *opts);
  * reason and skipped; opening still succeeds. Fails (PLX_NOT_FOUND) only if
  * an explicit path does not exist, or on bad options / out of memory. */
 PLX_API plx_status plx_context_open(const plx_context_options *opts, plx_context **out);
+
+/* What the context knows of measured kernel times. */
+typedef struct plx_cost_cache_info {
+    uint32_t struct_size;
+    const char *path;   /* the cache file, NULL when none; lives as long as ctx */
+    int64_t loaded;     /* entries read from the file and in use */
+    int64_t dropped;    /* entries read but ignored (another plugin version, bad values) */
+    int64_t measured;   /* entries measured by this context (calibration) */
+    int32_t calibrate;  /* calibration on */
+} plx_cost_cache_info;
+
+PLX_API plx_status plx_cost_cache_info_get(const plx_context *ctx, plx_cost_cache_info *info);
+
+/* Writes every known measurement (those read, those measured, and the
+ * file's entries for backends not loaded now) to the cache file, atomically
+ * (temp file, fsync, rename); creates its directory if missing. Fails with
+ * PLX_INVALID_ARGUMENT when the context has no cache file, PLX_IO_ERROR
+ * naming the path. Thread-safe. */
+PLX_API plx_status plx_cost_cache_save(plx_context *ctx);
 
 /* Shuts plugins down in reverse load order and frees everything the context
  * owns. Tensors still alive must not be used afterwards (free them first). */

@@ -180,6 +180,8 @@ static void context_free(plx_context *ctx)
     thread_pool_free(ctx->pool);
     routes_free(ctx);
     pthread_mutex_destroy(&ctx->route_lock);
+    cost_cache_free(ctx);
+    pthread_mutex_destroy(&ctx->cost_lock);
     for (size_t i = 0; i < ctx->n_custom_ops; i++)
         free(ctx->custom_ops[i]);
     free(ctx->custom_ops);
@@ -200,6 +202,7 @@ PLX_API plx_status plx_context_open(const plx_context_options *opts, plx_context
         return open_fail(PLX_OUT_OF_MEMORY, "plx_context_open: out of memory");
     threads_init(ctx);
     pthread_mutex_init(&ctx->route_lock, NULL);
+    pthread_mutex_init(&ctx->cost_lock, NULL);
     plx_status st = apply_options(ctx, opts);
     if (st != PLX_OK) {
         if (st == PLX_OUT_OF_MEMORY)
@@ -218,6 +221,12 @@ PLX_API plx_status plx_context_open(const plx_context_options *opts, plx_context
     if (st != PLX_OK) {
         /* loader_load_all wrote the message with ctx_fail; move it to the
          * open error since the caller gets no context. */
+        open_fail(st, "%s", plx_last_error(ctx));
+        context_free(ctx);
+        return st;
+    }
+    st = cost_cache_open(ctx);
+    if (st != PLX_OK) {
         open_fail(st, "%s", plx_last_error(ctx));
         context_free(ctx);
         return st;

@@ -210,13 +210,24 @@ static void cost_on(const backend_record *b, int32_t dev, const op_def *def,
     }
 }
 
-/* Picks backend and device. Writes an explanation when `explain` is set. */
-plx_status router_route(plx_context *ctx, const op_def *def, const plx_op_call *call, const tensor_meta *in_meta,
-                        const tensor_meta *out_meta, int32_t *out_backend, int32_t *out_device, char *explain,
-                        size_t cap)
+typedef struct route_candidate {
+    int32_t backend, device, rank;
+    bool ok, measured;
+    double kernel_ns, copy_ns;
+    char reason[256];
+} route_candidate;
+
+#define ROUTE_STACK_CANDIDATES 16
+
+/* Picks backend and device. Writes every candidate and the winner to
+ * `explain` and a one-line summary of the candidates' costs to `summary`
+ * when they are set. */
+static plx_status route(plx_context *ctx, const op_def *def, const plx_op_call *call, const tensor_meta *in_meta,
+                       const tensor_meta *out_meta, int32_t *out_backend, int32_t *out_device, char *explain,
+                       size_t cap, char *summary, size_t scap)
 {
     int64_t idx = op_index(call->op_id);
-    size_t used = 0;
+    size_t used = 0, sused = 0;
 #define EXPLAIN(...)                                                        \
     do {                                                                    \
         if (explain != NULL && used < cap) {                                \
@@ -225,13 +236,82 @@ plx_status router_route(plx_context *ctx, const op_def *def, const plx_op_call *
                 used += (size_t)w_;                                         \
         }                                                                   \
     } while (0)
+#define SUMMARY(...)                                                        \
+    do {                                                                    \
+        if (summary != NULL && sused < scap) {                              \
+            int w_ = snprintf(summary + sused, scap - sused, __VA_ARGS__);  \
+            if (w_ > 0)                                                     \
+                sused += (size_t)w_;                                        \
+        }                                                                   \
+    } while (0)
+    if (summary != NULL && scap > 0)
+        summary[0] = '\0';
     char shapes[512];
     describe_descs(shapes, sizeof shapes, call->inputs, call->n_inputs);
     EXPLAIN("%s(%s)%s\n", call->op_name, shapes, ctx->n_ranking ? " [ranked]" : "");
-    int32_t best_b = -1, best_d = -1, best_rank = INT32_MAX, top_rank_seen = INT32_MAX;
+
+    /* 1. Every device of every backend that implements the op: support and
+     * estimated cost. */
+    size_t n_devices = 0;
+    for (size_t bi = 0; bi < ctx->n_backends; bi++)
+        n_devices += (size_t)ctx->backends[bi].n_devices;
+    route_candidate stack[ROUTE_STACK_CANDIDATES];
+    route_candidate *cands = n_devices <= ROUTE_STACK_CANDIDATES ? stack : malloc(n_devices * sizeof *cands);
+    if (cands == NULL)
+        return ctx_fail(ctx, PLX_OUT_OF_MEMORY, "%s: out of memory while routing", call->op_name);
+    size_t n = 0, n_ok = 0;
+    for (size_t bi = 0; bi < ctx->n_backends; bi++) {
+        const backend_record *b = &ctx->backends[bi];
+        if (idx < 0 || !b->implements[idx])
+            continue;
+        for (int32_t d = 0; d < b->n_devices; d++) {
+            route_candidate *c = &cands[n++];
+            candidate_cost cc;
+            cost_on(b, d, def, call, in_meta, out_meta, &cc);
+            *c = (route_candidate){.backend = (int32_t)bi, .device = d, .ok = cc.ok, .kernel_ns = cc.kernel_ns,
+                                   .copy_ns = cc.copy_ns, .rank = b->rank >= 0 ? b->rank : INT32_MAX - 1};
+            snprintf(c->reason, sizeof c->reason, "%s", cc.reason);
+            n_ok += cc.ok;
+        }
+    }
+
+    /* 2. Measured times replace estimates; with calibration on, candidates
+     * not yet timed are timed now (only when there is a choice to make). */
+    char sig[2048];
+    bool have_sig = n_ok > 0 && (ctx->cost_count > 0 || (ctx->calibrate && n_ok > 1)) &&
+                    cost_signature(call, sig, sizeof sig) > 0;
+    for (size_t i = 0; i < n && have_sig; i++) {
+        route_candidate *c = &cands[i];
+        if (!c->ok)
+            continue;
+        const backend_record *b = &ctx->backends[c->backend];
+        double ns;
+        bool found = cost_lookup(ctx, b, c->device, sig, &ns);
+        if (!found && ctx->calibrate && n_ok > 1) {
+            char why[256];
+            ns = cost_measure(ctx, b, c->device, call, sig, why, sizeof why);
+            found = ns != -2.0;
+            if (ns == -1.0)
+                snprintf(c->reason, sizeof c->reason, "calibration: %.240s", why);
+        } else if (found && ns < 0)
+            snprintf(c->reason, sizeof c->reason, "failed when timed by calibration");
+        if (!found)
+            continue;
+        if (ns < 0) {
+            c->ok = false;
+            n_ok--;
+        } else {
+            c->kernel_ns = ns;
+            c->measured = true;
+        }
+    }
+
+    /* 3. The choice: user ranking first (if any), then the lowest cost. */
+    int32_t best = -1, best_rank = INT32_MAX, top_rank_seen = INT32_MAX;
     double best_cost = INFINITY;
     const char *top_declined = NULL;
     char top_reason[256] = "";
+    size_t ci = 0;
     for (size_t bi = 0; bi < ctx->n_backends; bi++) {
         const backend_record *b = &ctx->backends[bi];
         if (idx < 0 || !b->implements[idx]) {
@@ -240,28 +320,26 @@ plx_status router_route(plx_context *ctx, const op_def *def, const plx_op_call *
         }
         int32_t rank = b->rank >= 0 ? b->rank : INT32_MAX - 1;
         bool any = false;
-        for (int32_t d = 0; d < b->n_devices; d++) {
-            candidate_cost c;
-            cost_on(b, d, def, call, in_meta, out_meta, &c);
-            if (!c.ok) {
-                EXPLAIN("  %-12s %-8s declines: %s\n", b->name, b->devices[d].name, c.reason);
+        for (int32_t d = 0; d < b->n_devices; d++, ci++) {
+            const route_candidate *c = &cands[ci];
+            if (!c->ok) {
+                EXPLAIN("  %-12s %-8s declines: %s\n", b->name, b->devices[d].name, c->reason);
                 if (!any && d == b->n_devices - 1 && rank < top_rank_seen) {
                     top_rank_seen = rank;
                     top_declined = b->name;
-                    snprintf(top_reason, sizeof top_reason, "%s", c.reason);
+                    snprintf(top_reason, sizeof top_reason, "%s", c->reason);
                 }
                 continue;
             }
             any = true;
-            double total = c.kernel_ns + c.copy_ns;
-            EXPLAIN("  %-12s %-8s cost %.1f us (kernel %.1f + copies %.1f)%s\n", b->name, b->devices[d].name,
-                    total / 1000.0, c.kernel_ns / 1000.0, c.copy_ns / 1000.0,
-                    b->rank >= 0 ? "" : "");
+            double total = c->kernel_ns + c->copy_ns;
+            EXPLAIN("  %-12s %-8s cost %.1f us (%s kernel %.1f + copies %.1f)\n", b->name, b->devices[d].name,
+                    total / 1000.0, c->measured ? "measured" : "estimated", c->kernel_ns / 1000.0,
+                    c->copy_ns / 1000.0);
             bool better = ctx->n_ranking ? (rank < best_rank || (rank == best_rank && total < best_cost))
                                          : total < best_cost;
             if (better) {
-                best_b = (int32_t)bi;
-                best_d = d;
+                best = (int32_t)ci;
                 best_cost = total;
                 best_rank = rank;
             }
@@ -269,9 +347,24 @@ plx_status router_route(plx_context *ctx, const op_def *def, const plx_op_call *
         if (any && rank < top_rank_seen)
             top_rank_seen = rank;
     }
+    for (size_t i = 0; i < n; i++) {
+        const route_candidate *c = &cands[i];
+        const backend_record *b = &ctx->backends[c->backend];
+        const char *dev = b->n_devices > 1 ? b->devices[c->device].name : NULL;
+        if (c->ok)
+            SUMMARY("%s%s%s%s%s %.3f ms %s", sused ? ", " : "", (int32_t)i == best ? "*" : "", b->name,
+                    dev ? ":" : "", dev ? dev : "", (c->kernel_ns + c->copy_ns) / 1e6,
+                    c->measured ? "measured" : "est.");
+        else
+            SUMMARY("%s%s%s%s declines", sused ? ", " : "", b->name, dev ? ":" : "", dev ? dev : "");
+    }
+    bool measured_win = best >= 0 && cands[best].measured;
+    int32_t best_b = best >= 0 ? cands[best].backend : -1, best_d = best >= 0 ? cands[best].device : -1;
+    if (cands != stack)
+        free(cands);
     if (best_b < 0) {
         EXPLAIN("  -> no backend can run it\n");
-        if (explain == NULL) {
+        if (explain == NULL && summary == NULL) {
             if (top_declined != NULL)
                 return ctx_fail(ctx, PLX_UNSUPPORTED, "%s(%s): no backend can run it (%s: %s)", call->op_name,
                                 shapes, top_declined, top_reason);
@@ -284,7 +377,7 @@ plx_status router_route(plx_context *ctx, const op_def *def, const plx_op_call *
     if (ctx->n_ranking && top_declined != NULL && top_rank_seen < best_rank) {
         if (ctx->strict) {
             EXPLAIN("  -> strict mode: %s (ranked first) declines\n", top_declined);
-            if (explain == NULL)
+            if (explain == NULL && summary == NULL)
                 return ctx_fail(ctx, PLX_UNSUPPORTED, "%s(%s): strict mode: %s declines it (%s); would fall back to %s",
                                 call->op_name, shapes, top_declined, top_reason, w->name);
             return PLX_UNSUPPORTED;
@@ -294,11 +387,28 @@ plx_status router_route(plx_context *ctx, const op_def *def, const plx_op_call *
                     top_reason, w->name);
     }
     EXPLAIN("  -> %s %s (%s)\n", w->name, w->devices[best_d].name,
-            ctx->n_ranking ? "highest-ranked backend that takes it" : "lowest estimated cost");
+            ctx->n_ranking ? "highest-ranked backend that takes it"
+            : measured_win ? "lowest cost, measured"
+                           : "lowest estimated cost");
 #undef EXPLAIN
+#undef SUMMARY
     *out_backend = best_b;
     *out_device = best_d;
     return PLX_OK;
+}
+
+plx_status router_route(plx_context *ctx, const op_def *def, const plx_op_call *call, const tensor_meta *in_meta,
+                        const tensor_meta *out_meta, int32_t *out_backend, int32_t *out_device, char *explain,
+                        size_t cap)
+{
+    return route(ctx, def, call, in_meta, out_meta, out_backend, out_device, explain, cap, NULL, 0);
+}
+
+plx_status router_summarize(plx_context *ctx, const op_def *def, const plx_op_call *call, const tensor_meta *in_meta,
+                            const tensor_meta *out_meta, char *summary, size_t cap)
+{
+    int32_t b, d;
+    return route(ctx, def, call, in_meta, out_meta, &b, &d, NULL, 0, summary, cap);
 }
 
 /* Everything a call needs between validation and the kernel. */

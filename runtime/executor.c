@@ -438,7 +438,7 @@ void plan_describe(const exec_plan *p, int explain, void (*emit)(void *user, con
         const backend_record *b = &ctx->backends[step->backend];
         snprintf(line, sizeof line, "%4d  %-12s %-6s %s", (int)s, b->name, b->devices[step->device].name, what);
         emit(user, line);
-        if (explain) {
+        {
             char buf[4096];
             tensor_meta metas[24];
             const graph_node *n = &g->nodes[step->node];
@@ -454,8 +454,16 @@ void plan_describe(const exec_plan *p, int explain, void (*emit)(void *user, con
             plx_op_call call = step->call;
             call.inputs = shapes_only;
             call.outputs = shapes_only + n->n_in;
-            int32_t bi, di;
-            router_route(ctx, op_catalog_get(n->op_id), &call, metas, metas + n->n_in, &bi, &di, buf, sizeof buf);
+            if (explain) {
+                int32_t bi, di;
+                router_route(ctx, op_catalog_get(n->op_id), &call, metas, metas + n->n_in, &bi, &di, buf,
+                             sizeof buf);
+            } else {
+                char summary[1024];
+                router_summarize(ctx, op_catalog_get(n->op_id), &call, metas, metas + n->n_in, summary,
+                                 sizeof summary);
+                snprintf(buf, sizeof buf, "      candidates: %s", summary);
+            }
             emit(user, buf);
         }
     }

@@ -2,6 +2,10 @@
 # Runs every test binary given, prints each one's cmocka output, and closes
 # with one summary line "N passed, N failed, N skipped". Exit 1 if any failed.
 passed=0; failed=0; skipped=0; broken=0
+# Tests never read or write the user's calibration cache (each test that
+# needs one names its own).
+export PLEXUS_COST_CACHE=none
+unset PLEXUS_CALIBRATE
 # stdbuf preloads libstdbuf.so, which ASan would otherwise refuse to follow.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 for t in "$@"; do

@@ -44,11 +44,13 @@
 
 const char cli_train_usage[] =
     "train MODEL.json [--epochs N] [--data DIR] [--out FILE] [--resume FILE] [--backend NAMES]\n"
-    "        [--json] [--metrics FILE] [--check-numerics] [--max-steps N] [--limit-train N] [--limit-test N]";
+    "        [--json] [--metrics FILE] [--check-numerics] [--max-steps N] [--limit-train N] [--limit-test N]\n"
+    "        [--calibrate]";
 const char cli_eval_usage[] = "eval CHECKPOINT [--data DIR] [--limit N] [--backend NAMES] [--json]";
 const char cli_predict_usage[] =
     "predict CHECKPOINT INPUT... [--top K] [--index I] [--count N] [--backend NAMES] [--json]";
-const char cli_plan_usage[] = "plan MODEL.json|CHECKPOINT [--inference] [--explain] [--backend NAMES] [--json]";
+const char cli_plan_usage[] =
+    "plan MODEL.json|CHECKPOINT [--inference] [--explain] [--calibrate] [--backend NAMES] [--json]";
 
 /* ---- shared helpers ------------------------------------------------------- */
 
@@ -106,6 +108,29 @@ void cli_report(const char *cmd, const plx_context *ctx, plx_status status)
 {
     const char *msg = plx_last_error(ctx);
     fprintf(stderr, "plexus %s: %s\n", cmd, msg != NULL && msg[0] != '\0' ? msg : plx_status_text(status));
+}
+
+/* --calibrate: time every candidate backend of each node as the plans are
+ * built (PLEXUS_CALIBRATE is how the context learns it). */
+static void calibrate_on(void)
+{
+    setenv("PLEXUS_CALIBRATE", "1", 1);
+}
+
+/* Writes what calibration measured to the cache file; says so on stderr. */
+static int save_calibration(const char *cmd, plx_context *ctx)
+{
+    plx_cost_cache_info info = {.struct_size = sizeof info};
+    plx_status st = plx_cost_cache_info_get(ctx, &info);
+    if (st == PLX_OK)
+        st = plx_cost_cache_save(ctx);
+    if (st != PLX_OK) {
+        cli_report(cmd, ctx, st);
+        return -1;
+    }
+    fprintf(stderr, "plexus %s: calibration: %lld kernel times measured, %lld reused; saved to %s\n", cmd,
+            (long long)info.measured, (long long)info.loaded, info.path);
+    return 0;
 }
 
 /* As cli_report, making sure the message names `path`. */
@@ -312,7 +337,7 @@ int cmd_train(int argc, char **argv)
 {
     const char *C = "train";
     const char *model_path = NULL, *backends = NULL, *v = NULL;
-    int json = 0;
+    int json = 0, calibrate = 0;
     plx_train_options opts;
     memset(&opts, 0, sizeof opts);
     opts.struct_size = (uint32_t)sizeof opts;
@@ -332,6 +357,8 @@ int cmd_train(int argc, char **argv)
             options_done = 1;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
+        } else if (strcmp(argv[i], "--calibrate") == 0) {
+            calibrate = 1;
         } else if (strcmp(argv[i], "--check-numerics") == 0) {
             opts.check_numerics = 1;
         } else if ((r = cli_option(C, argc, argv, &i, "--epochs", &v)) != 0) {
@@ -402,6 +429,8 @@ int cmd_train(int argc, char **argv)
 
     plx_context *ctx;
     plx_model *model;
+    if (calibrate)
+        calibrate_on();
     if (open_context_and_model(C, backends, model_path, &ctx, &model))
         return CLI_ERROR;
 
@@ -436,6 +465,8 @@ int cmd_train(int argc, char **argv)
     int rc = CLI_OK;
     if (st != PLX_OK && !interrupted) {
         cli_report(C, ctx, st);
+        rc = CLI_ERROR;
+    } else if (calibrate && save_calibration(C, ctx)) {
         rc = CLI_ERROR;
     } else if (interrupted) {
         if (wrote)
@@ -1115,7 +1146,7 @@ int cmd_plan(int argc, char **argv)
 {
     const char *C = "plan";
     const char *path = NULL, *backends = NULL;
-    int json = 0, inference = 0, explain = 0, options_done = 0;
+    int json = 0, inference = 0, explain = 0, calibrate = 0, options_done = 0;
     for (int i = 0; i < argc; i++) {
         int r;
         if (options_done || argv[i][0] != '-' || argv[i][1] == '\0') {
@@ -1132,6 +1163,8 @@ int cmd_plan(int argc, char **argv)
             inference = 1;
         } else if (strcmp(argv[i], "--explain") == 0) {
             explain = 1;
+        } else if (strcmp(argv[i], "--calibrate") == 0) {
+            calibrate = 1;
         } else if ((r = cli_option(C, argc, argv, &i, "--backend", &backends)) != 0) {
             if (r < 0)
                 return usage_error(cli_plan_usage);
@@ -1145,6 +1178,8 @@ int cmd_plan(int argc, char **argv)
     }
     plx_context *ctx;
     plx_model *model;
+    if (calibrate)
+        calibrate_on();
     if (open_context_and_model(C, backends, path, &ctx, &model))
         return CLI_ERROR;
     plan_sink sink = {.lines = NULL};
@@ -1163,6 +1198,8 @@ int cmd_plan(int argc, char **argv)
     } else if (json && print_json(root)) {
         rc = CLI_ERROR;
     }
+    if (rc == CLI_OK && calibrate && save_calibration(C, ctx))
+        rc = CLI_ERROR;
     plx_model_free(model);
     plx_context_close(ctx);
     return rc;

@@ -9,8 +9,21 @@
  *    reason.
  * Its support and cost queries also check the runtime's promise that they
  * see no data pointers.
+ *
+ * Built with PLANTED_SLOW=1 it is "slow": the same claim, but each run
+ * sleeps 3 ms first, so measured routing (calibration) must find it out.
  */
 #include "plugin_common.h"
+
+#include <time.h>
+
+#ifdef PLANTED_SLOW
+#define PLANTED_NAME "slow"
+#define PLANTED_DEVICE "slowcpu"
+#else
+#define PLANTED_NAME "planted"
+#define PLANTED_DEVICE "plantcpu"
+#endif
 
 typedef struct planted_state {
     const plx_host_api *host;
@@ -28,7 +41,7 @@ static plx_status planted_init(const plx_host_api *host, void **state)
 
 static void planted_shutdown(void *state)
 {
-    tp_note_shutdown("planted");
+    tp_note_shutdown(PLANTED_NAME);
     free(state);
 }
 
@@ -43,7 +56,7 @@ static plx_status planted_device_info(void *state, int32_t device, plx_device_in
     (void)state;
     if (device != 0)
         return PLX_NOT_FOUND;
-    tp_host_device(out, "plantcpu");
+    tp_host_device(out, PLANTED_DEVICE);
     return PLX_OK;
 }
 
@@ -92,12 +105,17 @@ static plx_status planted_run(void *state, int32_t device, const plx_op_call *ca
 {
     planted_state *s = state;
     (void)device;
-    return tp_run_host(s->host, "planted", call);
+#ifdef PLANTED_SLOW
+    struct timespec pause = {0, 3000000};
+    while (nanosleep(&pause, &pause) != 0)
+        ;
+#endif
+    return tp_run_host(s->host, PLANTED_NAME, call);
 }
 
 static const plx_backend_api backend = {
     .struct_size = sizeof(plx_backend_api),
-    .name = "planted",
+    .name = PLANTED_NAME,
     .device_count = planted_device_count,
     .device_info = planted_device_info,
     .op_names = planted_op_names,
@@ -110,7 +128,7 @@ static const plx_plugin_desc plugin = {
     .struct_size = sizeof(plx_plugin_desc),
     .abi_major = PLX_ABI_MAJOR,
     .abi_minor = PLX_ABI_MINOR,
-    .name = "planted",
+    .name = PLANTED_NAME,
     .version = "1.0.0",
     .description = "test: a cheap-claiming host backend for routing",
     .init = planted_init,
