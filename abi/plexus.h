@@ -94,7 +94,7 @@ typedef struct plx_context_options {
     const char *cost_cache;
     /* 1: when a node or eager call has more than one candidate and some
      * candidate has no measured time yet, time each on scratch data (a
-     * warm-up run, then the median of several) before choosing. 0:
+     * warm-up run, then the fastest of several) before choosing. 0:
      * PLEXUS_CALIBRATE=1 turns it on. */
     int32_t calibrate;
 } plx_context_options;

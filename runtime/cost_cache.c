@@ -15,7 +15,7 @@
  * runs the call on scratch data (inputs filled with small values; integer
  * inputs with zeros, which are valid indices and labels): one warm-up run
  * (first runs build primitives and caches), then timed runs until enough
- * time has passed, and the median is kept.
+ * time has passed, and the fastest is kept.
  *
  * The cache file is JSON:
  *   {"format": "plexus-costs", "version": 1, "cpu": "<cpuid brand>",
@@ -303,7 +303,7 @@ static size_t desc_size(const plx_tensor_desc *d)
 }
 
 /* Times `call` (data pointers ignored) on backend b, device dev. Returns the
- * median time in ns, or -1 with the reason in why. */
+ * fastest run's time in ns, or -1 with the reason in why. */
 static double measure(plx_context *ctx, const backend_record *b, int32_t dev, const plx_op_call *call, char *why,
                       size_t cap)
 {
@@ -388,8 +388,12 @@ static double measure(plx_context *ctx, const backend_record *b, int32_t dev, co
         if ((runs >= MEASURE_MIN_RUNS && spent >= MEASURE_MIN_NS) || spent >= MEASURE_MAX_NS)
             break;
     }
+    /* The fastest run: interference from other processes only ever slows a
+     * run down, so on a shared machine the minimum is the steadiest
+     * estimate of what the kernel itself costs (the median moves with the
+     * machine's load). */
     qsort(times, (size_t)runs, sizeof *times, cmp_double);
-    result = runs % 2 ? times[runs / 2] : 0.5 * (times[runs / 2 - 1] + times[runs / 2]);
+    result = times[0];
     if (!(result > 0.0))
         result = 1.0; /* below the clock's resolution */
 done:

@@ -10,6 +10,17 @@
  * So, once per process, when the user has not set it, the runtime sets it to
  * the family the CPU's features support (by cpuid, never by model number).
  * PLEXUS_OPENBLAS_CORETYPE=keep leaves OpenBLAS's own detection alone.
+ *
+ * OpenMP waiting, for the same reason of timing: libgomp (under oneDNN)
+ * reads OMP_WAIT_POLICY when it is loaded. Its default lets a team's idle
+ * workers spin for a while after every parallel region, which is fine when
+ * OpenMP owns the machine, but here the next op often runs on the runtime's
+ * own thread pool (cpu_blas), whose workers then share the cores with
+ * spinning OpenMP threads: measured on the 2-core machine, cpu_blas kernels
+ * right after oneDNN ones ran several times slower. So, unless the user set
+ * OMP_WAIT_POLICY or GOMP_SPINCOUNT, it is set to "passive" (idle OpenMP
+ * threads sleep at once) before plugins load, as the PyTorch peer benchmark
+ * runs too. It has no effect if the host process loaded libgomp already.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -23,6 +34,8 @@ static pthread_once_t tune_once = PTHREAD_ONCE_INIT;
 static void choose_coretype(void)
 {
     const char *keep = getenv("PLEXUS_OPENBLAS_CORETYPE");
+    if (getenv("OMP_WAIT_POLICY") == NULL && getenv("GOMP_SPINCOUNT") == NULL)
+        setenv("OMP_WAIT_POLICY", "passive", 0);
     if (getenv("OPENBLAS_CORETYPE") != NULL || (keep != NULL && strcmp(keep, "keep") == 0))
         return;
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -182,7 +182,7 @@ size_t cost_signature(const plx_op_call *call, char *buf, size_t cap);
 /* The measured time of a call's signature on backend/device (under this
  * context's thread budget); *ns < 0 means it failed when timed. */
 bool cost_lookup(plx_context *ctx, const backend_record *b, int32_t dev, const char *signature, double *ns);
-/* Times the call on scratch data and records the result; returns the median
+/* Times the call on scratch data and records the result; returns the fastest run's
  * ns, -1 if the backend failed it (reason in why), -2 if it was not timed
  * (too large; nothing recorded). */
 double cost_measure(plx_context *ctx, const backend_record *b, int32_t dev, const plx_op_call *call,
