@@ -56,10 +56,14 @@ LAYERS_SRC := $(wildcard plugins/layers/*.c)
 LAYERS_OBJ := $(LAYERS_SRC:%.c=$(BUILD)/obj/%.o)
 LAYERS := $(BUILD)/plugins/libplexus-layers.so
 
-# oneDNN backend (issue 4, in progress): opt-in with `make WITH_ONEDNN=1` until it
-# is measured faster than cpu_blas on an idle machine; needs libdnnl-dev.
-WITH_ONEDNN ?= 0
-ONEDNN_OK := $(if $(filter 1,$(WITH_ONEDNN)),$(wildcard /usr/include/dnnl.h))
+# oneDNN backend: built whenever oneDNN's headers are installed (libdnnl-dev;
+# .ci/install-deps.sh installs it). WITH_ONEDNN=0 leaves it out; WITH_ONEDNN=1
+# makes missing headers an error.
+WITH_ONEDNN ?= auto
+ONEDNN_OK := $(if $(filter 0,$(WITH_ONEDNN)),,$(firstword $(wildcard /usr/include/dnnl.h /usr/include/oneapi/dnnl/dnnl.h)))
+ifeq ($(WITH_ONEDNN)$(ONEDNN_OK),1)
+$(error WITH_ONEDNN=1 but oneDNN's headers are not installed (apt-get install libdnnl-dev))
+endif
 ONEDNN_SRC := $(wildcard plugins/onednn/*.c)
 ONEDNN_OBJ := $(ONEDNN_SRC:%.c=$(BUILD)/obj/%.o)
 ONEDNN := $(BUILD)/plugins/libplexus-onednn.so
