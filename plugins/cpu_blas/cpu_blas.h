@@ -12,6 +12,7 @@
 #define PLX_CPU_BLAS_H
 
 #include <stdbool.h>
+#include <stdint.h> /* glibc: defines __GLIBC__ for CPU_MULTIVERSION */
 
 #include "../../abi/plexus_plugin.h"
 
@@ -71,6 +72,26 @@ static inline void cpu_parallel_for(const cpu_state *st, int64_t n, int64_t grai
     }
     st->host->parallel_for(st->host->host, n, grain, fn, arg);
 }
+
+/* Marks a hot loop function for run-time CPU dispatch: gcc compiles it
+ * once per target below and an ifunc resolver (glibc) picks the best one
+ * the CPU has when the plugin is loaded. The build has no -march (machines
+ * differ), so without this every loop would stay at the SSE2 baseline.
+ * Each clone does the same IEEE operations in the same order (no FMA
+ * contraction: -std=c11, and the optimize pragma of each file using this
+ * says fp-contract=off too), so results do not depend on the CPU.
+ * Helpers a clone calls inside its loops must be static inline, so that
+ * each clone gets its own copy: calling baseline (SSE) code from an AVX
+ * clone made one reduction ten times slower (dirty upper vector state).
+ * Loops over short rows can lose with wide vectors (see pool.c), so mark
+ * only what measures faster. -DPLX_CPU_NO_MULTIVERSION builds the baseline
+ * code only. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && \
+    !defined(PLX_CPU_NO_MULTIVERSION)
+#define CPU_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CPU_MULTIVERSION
+#endif
 
 /* Reports an error through the host and returns `code`. */
 #define CPU_FAIL(st, code, ...) ((st)->host->set_error((st)->host->host, (code), __VA_ARGS__))

@@ -17,7 +17,7 @@
  * nothing but such loops, and no caller reads the FP exception flags;
  * results (NaN and infinities included) are unchanged. */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("vect-cost-model=cheap", "no-trapping-math")
+#pragma GCC optimize("vect-cost-model=cheap", "no-trapping-math", "fp-contract=off")
 #endif
 
 #include <math.h>
@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "cpu_blas.h"
+#include "vec_math.h"
 
 /* Elements per parallel chunk: cheap ops amortize the pool's overhead over
  * more elements than libm-bound ones. */
@@ -36,8 +37,11 @@ enum { GRAIN_CHEAP = 32768, GRAIN_LIBM = 4096 };
 typedef void (*unary_loop_fn)(const float *x, float *y, int64_t n, const void *attrs);
 typedef void (*grad_loop_fn)(const float *dy, const float *x, float *dx, int64_t n, const void *attrs);
 
-#define UNARY_LOOP(name, EXPR)                                                                                \
-    static void name##_forward(const float *x, float *y, int64_t n, const void *attrs)                       \
+/* Loops that vectorize are built per CPU (CPU_MULTIVERSION, VEC_ suffix);
+ * those around a libm call are not, as the call stays scalar anyway. y may
+ * be x (in place): each element is read before it is written. */
+#define UNARY_LOOP_(ATTR, name, EXPR)                                                                         \
+    ATTR static void name##_forward(const float *x, float *y, int64_t n, const void *attrs)                   \
     {                                                                                                         \
         (void)attrs;                                                                                          \
         for (int64_t i = 0; i < n; i++) {                                                                     \
@@ -45,15 +49,60 @@ typedef void (*grad_loop_fn)(const float *dy, const float *x, float *dx, int64_t
             y[i] = (EXPR);                                                                                    \
         }                                                                                                     \
     }
+#define UNARY_LOOP(name, EXPR) UNARY_LOOP_(, name, EXPR)
+#define VEC_UNARY_LOOP(name, EXPR) UNARY_LOOP_(CPU_MULTIVERSION, name, EXPR)
 
-#define GRAD_LOOP(name, EXPR)                                                                                 \
-    static void name##_backward(const float *dy, const float *x, float *dx, int64_t n, const void *attrs)    \
+#define GRAD_LOOP_(ATTR, name, EXPR)                                                                          \
+    ATTR static void name##_backward(const float *dy, const float *x, float *dx, int64_t n,                   \
+                                     const void *attrs)                                                       \
     {                                                                                                         \
         (void)attrs;                                                                                          \
         for (int64_t i = 0; i < n; i++) {                                                                     \
             const float g = dy[i], v = x[i];                                                                  \
             (void)v;                                                                                          \
             dx[i] = (EXPR);                                                                                   \
+        }                                                                                                     \
+    }
+#define GRAD_LOOP(name, EXPR) GRAD_LOOP_(, name, EXPR)
+#define VEC_GRAD_LOOP(name, EXPR) GRAD_LOOP_(CPU_MULTIVERSION, name, EXPR)
+
+/* Loops whose expression needs r = sqrt(v). A loop calling sqrtf stays
+ * scalar (its errno branch), so the roots of a block come first, from
+ * sqrt_in_place, and the expression then runs as a plain vector loop. */
+enum { ROOT_BLOCK = 512 };
+
+#define ROOT_UNARY_LOOP(name, EXPR)                                                                           \
+    CPU_MULTIVERSION static void name##_forward(const float *x, float *y, int64_t n, const void *attrs)       \
+    {                                                                                                         \
+        (void)attrs;                                                                                          \
+        float root[ROOT_BLOCK];                                                                               \
+        for (int64_t lo = 0; lo < n; lo += ROOT_BLOCK) {                                                      \
+            const int64_t m = n - lo < ROOT_BLOCK ? n - lo : ROOT_BLOCK;                                      \
+            memcpy(root, x + lo, (size_t)m * sizeof(float));                                                  \
+            sqrt_in_place(root, m);                                                                           \
+            for (int64_t i = 0; i < m; i++) {                                                                 \
+                const float v = x[lo + i], r = root[i];                                                       \
+                (void)v;                                                                                      \
+                y[lo + i] = (EXPR);                                                                           \
+            }                                                                                                 \
+        }                                                                                                     \
+    }
+
+#define ROOT_GRAD_LOOP(name, EXPR)                                                                            \
+    CPU_MULTIVERSION static void name##_backward(const float *dy, const float *x, float *dx, int64_t n,       \
+                                                 const void *attrs)                                           \
+    {                                                                                                         \
+        (void)attrs;                                                                                          \
+        float root[ROOT_BLOCK];                                                                               \
+        for (int64_t lo = 0; lo < n; lo += ROOT_BLOCK) {                                                      \
+            const int64_t m = n - lo < ROOT_BLOCK ? n - lo : ROOT_BLOCK;                                      \
+            memcpy(root, x + lo, (size_t)m * sizeof(float));                                                  \
+            sqrt_in_place(root, m);                                                                           \
+            for (int64_t i = 0; i < m; i++) {                                                                 \
+                const float g = dy[lo + i], v = x[lo + i], r = root[i];                                       \
+                (void)v;                                                                                      \
+                dx[lo + i] = (EXPR);                                                                          \
+            }                                                                                                 \
         }                                                                                                     \
     }
 
@@ -70,38 +119,57 @@ static inline float sigmoidf(float v)
     return 1.0f / (1.0f + expf(-v));
 }
 
-UNARY_LOOP(neg, -v)
-UNARY_LOOP(abs, fabsf(v))
+VEC_UNARY_LOOP(neg, -v)
+VEC_UNARY_LOOP(abs, fabsf(v))
 UNARY_LOOP(exp, expf(v))
 UNARY_LOOP(log, logf(v))
-UNARY_LOOP(sqrt, sqrtf(v))
-UNARY_LOOP(rsqrt, 1.0f / sqrtf(v))
-UNARY_LOOP(square, v * v)
+ROOT_UNARY_LOOP(sqrt, r)
+ROOT_UNARY_LOOP(rsqrt, 1.0f / r)
+VEC_UNARY_LOOP(square, v * v)
 /* Written so that NaN passes through, as torch.relu does. */
-UNARY_LOOP(relu, v < 0.0f ? 0.0f : v)
+VEC_UNARY_LOOP(relu, v < 0.0f ? 0.0f : v)
 UNARY_LOOP(sigmoid, sigmoidf(v))
 UNARY_LOOP(tanh, tanhf(v))
 
-GRAD_LOOP(neg, -g)
-GRAD_LOOP(abs, g *sign_or_zero(v))
+VEC_GRAD_LOOP(neg, -g)
+VEC_GRAD_LOOP(abs, g *sign_or_zero(v))
 GRAD_LOOP(exp, g *expf(v))
-GRAD_LOOP(log, g / v)
-GRAD_LOOP(sqrt, g / (2.0f * sqrtf(v)))
-GRAD_LOOP(rsqrt, -0.5f * g / (v * sqrtf(v)))
-GRAD_LOOP(square, 2.0f * v * g)
+VEC_GRAD_LOOP(log, g / v)
+ROOT_GRAD_LOOP(sqrt, g / (2.0f * r))
+ROOT_GRAD_LOOP(rsqrt, -0.5f * g / (v * r))
+VEC_GRAD_LOOP(square, 2.0f * v * g)
 /* PyTorch's threshold_backward: zero where relu(x) <= 0, so relu'(0) = 0. */
-GRAD_LOOP(relu, v <= 0.0f ? 0.0f : g)
-GRAD_LOOP(sigmoid, g *sigmoidf(v) * (1.0f - sigmoidf(v)))
-GRAD_LOOP(tanh, g *(1.0f - tanhf(v) * tanhf(v)))
+VEC_GRAD_LOOP(relu, v <= 0.0f ? 0.0f : g)
 
-static void leaky_relu_forward(const float *x, float *y, int64_t n, const void *attrs)
+/* The libm value is computed once per element: expf may set errno, so gcc
+ * would not merge two sigmoidf calls into one. */
+static void sigmoid_backward(const float *dy, const float *x, float *dx, int64_t n, const void *attrs)
+{
+    (void)attrs;
+    for (int64_t i = 0; i < n; i++) {
+        const float s = sigmoidf(x[i]);
+        dx[i] = dy[i] * s * (1.0f - s);
+    }
+}
+
+static void tanh_backward(const float *dy, const float *x, float *dx, int64_t n, const void *attrs)
+{
+    (void)attrs;
+    for (int64_t i = 0; i < n; i++) {
+        const float t = tanhf(x[i]);
+        dx[i] = dy[i] * (1.0f - t * t);
+    }
+}
+
+CPU_MULTIVERSION static void leaky_relu_forward(const float *x, float *y, int64_t n, const void *attrs)
 {
     const float slope = ((const plx_leaky_relu_attrs *)attrs)->negative_slope;
     for (int64_t i = 0; i < n; i++)
         y[i] = x[i] > 0.0f ? x[i] : x[i] * slope;
 }
 
-static void leaky_relu_backward(const float *dy, const float *x, float *dx, int64_t n, const void *attrs)
+CPU_MULTIVERSION static void leaky_relu_backward(const float *dy, const float *x, float *dx, int64_t n,
+                                                 const void *attrs)
 {
     const float slope = ((const plx_leaky_relu_attrs *)attrs)->negative_slope;
     for (int64_t i = 0; i < n; i++)
@@ -188,7 +256,7 @@ static void clamp_bounds(const plx_clamp_attrs *a, float *lo, float *hi)
     *hi = a->has_max ? a->max_value : INFINITY;
 }
 
-static void clamp_forward(const float *x, float *y, int64_t n, const void *attrs)
+CPU_MULTIVERSION static void clamp_forward(const float *x, float *y, int64_t n, const void *attrs)
 {
     float lo, hi;
     clamp_bounds(attrs, &lo, &hi);
@@ -199,7 +267,7 @@ static void clamp_forward(const float *x, float *y, int64_t n, const void *attrs
 }
 
 /* The gradient passes where min <= x <= max, bounds included (PyTorch). */
-static void clamp_backward(const float *dy, const float *x, float *dx, int64_t n, const void *attrs)
+CPU_MULTIVERSION static void clamp_backward(const float *dy, const float *x, float *dx, int64_t n, const void *attrs)
 {
     float lo, hi;
     clamp_bounds(attrs, &lo, &hi);
@@ -442,8 +510,8 @@ static void bcast_execute(cpu_state *st, const plx_op_call *call, bcast_job *job
 
 /* The four stride cases of a run: both operands streaming, or one of them
  * held fixed (scalar, or a broadcast column); the last is the fallback. */
-#define BINARY_LOOP(name, TA, TY, EXPR)                                                                       \
-    static void name(const void *a_, int64_t sa, const void *b_, int64_t sb, void *y_, int64_t n)             \
+#define BINARY_LOOP_(ATTR, name, TA, TY, EXPR)                                                                \
+    ATTR static void name(const void *a_, int64_t sa, const void *b_, int64_t sb, void *y_, int64_t n)        \
     {                                                                                                         \
         const TA *a = a_;                                                                                     \
         const TA *b = b_;                                                                                     \
@@ -473,11 +541,13 @@ static void bcast_execute(cpu_state *st, const plx_op_call *call, bcast_job *job
         }                                                                                                     \
     }
 
+#define BINARY_LOOP(name, TA, TY, EXPR) BINARY_LOOP_(CPU_MULTIVERSION, name, TA, TY, EXPR)
+
 BINARY_LOOP(add_f32, float, float, va + vb)
 BINARY_LOOP(sub_f32, float, float, va - vb)
 BINARY_LOOP(mul_f32, float, float, va *vb)
 BINARY_LOOP(div_f32, float, float, va / vb)
-BINARY_LOOP(pow_f32, float, float, powf(va, vb))
+BINARY_LOOP_(, pow_f32, float, float, powf(va, vb)) /* libm: stays scalar */
 /* NaN in either operand gives NaN (torch.maximum/minimum propagate it);
  * written as a chain of selects so that gcc vectorizes it. */
 static inline float max_nan(float a, float b)
@@ -582,8 +652,8 @@ static plx_status run_compare(cpu_state *st, const plx_op_call *call)
 /* where only moves elements, so one loop per element size serves every
  * dtype; bool conditions are read as "non-zero is true". */
 #define WHERE_LOOP(name, T)                                                                                   \
-    static void name(const uint8_t *c, int64_t sc, const void *a_, int64_t sa, const void *b_, int64_t sb,    \
-                     void *y_, int64_t n)                                                                     \
+    CPU_MULTIVERSION static void name(const uint8_t *c, int64_t sc, const void *a_, int64_t sa, const void *b_, \
+                                      int64_t sb, void *y_, int64_t n)                                        \
     {                                                                                                         \
         const T *a = a_;                                                                                      \
         const T *b = b_;                                                                                      \

@@ -8,6 +8,13 @@
  * the gradient to that tap; avg pooling's window is clipped to the padded
  * input and its divisor counts padding or not (count_include_pad).
  */
+/* The window maxima are selects over loaded values (x > m ? x : m), which
+ * gcc turns into branch-free vector code only without trapping math; no
+ * caller reads the FP exception flags, and results are unchanged. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=cheap", "no-trapping-math", "fp-contract=off")
+#endif
+
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -76,6 +83,31 @@ typedef struct pool_job {
  * inner), which keeps the inner loops branch-free; every output still sees
  * its window's taps in row-major order, so "first maximum" is preserved. */
 
+/* One tap of a running window maximum: a NaN always wins, and among equal
+ * values the earlier tap stays (PyTorch). Two selects, so loops over it
+ * vectorize. */
+static inline float max_tap(float best, float v)
+{
+    const float m = v > best ? v : best;
+    return v != v ? v : m;
+}
+
+/* best[o] = max_tap(best[o], x[o * stride]) for o < n. The usual strides
+ * get loops of their own: with a constant stride gcc vectorizes the loads. */
+static inline void max_tap_row(float *restrict best, const float *restrict x, int64_t stride, int64_t n)
+{
+    if (stride == 1) {
+        for (int64_t o = 0; o < n; o++)
+            best[o] = max_tap(best[o], x[o]);
+    } else if (stride == 2) {
+        for (int64_t o = 0; o < n; o++)
+            best[o] = max_tap(best[o], x[2 * o]);
+    } else {
+        for (int64_t o = 0; o < n; o++)
+            best[o] = max_tap(best[o], x[o * stride]);
+    }
+}
+
 /* Window maxima of one plane into `best`; with `index` (else NULL), also
  * each one's position in the plane as PyTorch picks it (first maximum,
  * last NaN, the first tap when all are -inf), -1 for a window wholly in
@@ -99,10 +131,8 @@ static void max_pool_plane(const pool_geom *g, const float *xp, float *best, int
                 const float *xrow = xp + ih * g->w;
                 float *brow = best + oh * g->q;
                 if (index == NULL) {
-                    for (int64_t ow = q_lo; ow < q_hi; ow++) {
-                        float v = xrow[ow * g->stride_w + off_w], m = brow[ow];
-                        brow[ow] = (v > m || v != v) ? v : m;
-                    }
+                    if (q_hi > q_lo)
+                        max_tap_row(brow + q_lo, xrow + q_lo * g->stride_w + off_w, g->stride_w, q_hi - q_lo);
                     continue;
                 }
                 int64_t *irow = index + oh * g->q;
@@ -121,14 +151,6 @@ static void max_pool_plane(const pool_geom *g, const float *xp, float *best, int
     }
 }
 
-static void max_pool_range(void *arg, int64_t begin, int64_t end)
-{
-    pool_job *j = arg;
-    const pool_geom *g = j->g;
-    for (int64_t plane = begin; plane < end; plane++)
-        max_pool_plane(g, j->x + plane * g->h * g->w, j->y + plane * g->p * g->q, NULL);
-}
-
 /* Disjoint windows wholly inside the input (stride = kernel, no padding or
  * dilation: the usual 2x2/2 pooling): each output's window is scanned
  * directly, with the same tap order and NaN rule as max_pool_plane. */
@@ -136,6 +158,120 @@ static bool windows_disjoint_inside(const pool_geom *g)
 {
     return g->stride_h == g->kernel_h && g->stride_w == g->kernel_w && g->pad_h == 0 && g->pad_w == 0 &&
            g->dil_h == 1 && g->dil_w == 1 && g->p * g->kernel_h <= g->h && g->q * g->kernel_w <= g->w;
+}
+
+/* ---- 2x2 windows, stride 2 ------------------------------------------------
+ * The usual pooling of CNNs, on small images: an output row is often only 7
+ * or 14 wide. A vector loop over such a row would leave most of it to a
+ * scalar remainder loop (all of it at 16 lanes), and the backward's
+ * remainder would branch on the data. So a row goes in groups of
+ * POOL_GROUP outputs, each a fixed-count loop that gcc turns into straight
+ * vector code, and a last partial group is redone as the full group ending
+ * at the row's end: outputs are pure functions of the inputs, so computing
+ * a few twice changes nothing. Only rows narrower than a group run scalar.
+ * Vectors of 4 lanes fit these rows best, so these loops are not built per
+ * CPU (CPU_MULTIVERSION): wider clones measured slower. */
+
+enum { POOL_GROUP = 4 };
+
+/* Window maxima of outputs [o, o + count) of rows x0, x1. */
+static inline void max_pool_2x2_outputs(float *restrict y, const float *restrict x0, const float *restrict x1,
+                                        int64_t o, int64_t count)
+{
+    for (int64_t k = o; k < o + count; k++)
+        y[k] = max_tap(max_tap(max_tap(x0[2 * k], x0[2 * k + 1]), x1[2 * k]), x1[2 * k + 1]);
+}
+
+static void max_pool_2x2_plane(const pool_geom *g, const float *xp, float *yp)
+{
+    const int64_t n = g->q;
+    for (int64_t oh = 0; oh < g->p; oh++) {
+        const float *x0 = xp + 2 * oh * g->w, *x1 = x0 + g->w;
+        float *y = yp + oh * n;
+        if (n < POOL_GROUP) {
+            max_pool_2x2_outputs(y, x0, x1, 0, n);
+            continue;
+        }
+        int64_t o = 0;
+        for (; o + POOL_GROUP <= n; o += POOL_GROUP)
+            max_pool_2x2_outputs(y, x0, x1, o, POOL_GROUP);
+        if (o < n)
+            max_pool_2x2_outputs(y, x0, x1, n - POOL_GROUP, POOL_GROUP);
+    }
+}
+
+static void max_pool_range(void *arg, int64_t begin, int64_t end)
+{
+    pool_job *j = arg;
+    const pool_geom *g = j->g;
+    const bool two_by_two = windows_disjoint_inside(g) && g->kernel_h == 2 && g->kernel_w == 2;
+    for (int64_t plane = begin; plane < end; plane++) {
+        const float *xp = j->x + plane * g->h * g->w;
+        float *yp = j->y + plane * g->p * g->q;
+        if (two_by_two)
+            max_pool_2x2_plane(g, xp, yp);
+        else
+            max_pool_plane(g, xp, yp, NULL);
+    }
+}
+
+/* Outputs [o, o + count) of rows x0, x1: dy goes to the first maximum of
+ * each window in tap order (a later NaN takes it over), 0 to its other
+ * three taps. Stored as 0 + dy, the value the general path's scatter-add
+ * onto zeros gives (-0 becomes +0). gcc if-converts the ifs. */
+static inline void max_unpool_2x2_outputs(float *restrict dx0, float *restrict dx1, const float *restrict x0,
+                                          const float *restrict x1, const float *restrict dy, int64_t o, int64_t count)
+{
+    for (int64_t k = o; k < o + count; k++) {
+        const float a = x0[2 * k], b = x0[2 * k + 1], c = x1[2 * k], d = x1[2 * k + 1];
+        const float grad = 0.0f + dy[k];
+        float best = a, ga = grad, gb = 0.0f, gc = 0.0f, gd = 0.0f;
+        if ((b > best) | (b != b)) {
+            best = b;
+            gb = grad;
+            ga = 0.0f;
+        }
+        if ((c > best) | (c != c)) {
+            best = c;
+            gc = grad;
+            ga = 0.0f;
+            gb = 0.0f;
+        }
+        if ((d > best) | (d != d)) {
+            gd = grad;
+            ga = 0.0f;
+            gb = 0.0f;
+            gc = 0.0f;
+        }
+        dx0[2 * k] = ga;
+        dx0[2 * k + 1] = gb;
+        dx1[2 * k] = gc;
+        dx1[2 * k + 1] = gd;
+    }
+}
+
+static void max_pool_backward_2x2(const pool_geom *g, const float *xp, const float *dyp, float *dxp)
+{
+    const int64_t w = g->w, n = g->q;
+    for (int64_t oh = 0; oh < g->p; oh++) {
+        const float *x0 = xp + 2 * oh * w, *x1 = x0 + w, *dy = dyp + oh * n;
+        float *dx0 = dxp + 2 * oh * w, *dx1 = dx0 + w;
+        if (n < POOL_GROUP) {
+            max_unpool_2x2_outputs(dx0, dx1, x0, x1, dy, 0, n);
+        } else {
+            int64_t o = 0;
+            for (; o + POOL_GROUP <= n; o += POOL_GROUP)
+                max_unpool_2x2_outputs(dx0, dx1, x0, x1, dy, o, POOL_GROUP);
+            if (o < n)
+                max_unpool_2x2_outputs(dx0, dx1, x0, x1, dy, n - POOL_GROUP, POOL_GROUP);
+        }
+        if (2 * n < w) { /* an odd last column is in no window */
+            dx0[2 * n] = 0.0f;
+            dx1[2 * n] = 0.0f;
+        }
+    }
+    if (2 * g->p < g->h) /* nor is an odd last row */
+        memset(dxp + 2 * g->p * w, 0, (size_t)((g->h - 2 * g->p) * w) * sizeof(float));
 }
 
 static void max_pool_backward_disjoint(const pool_geom *g, const float *xp, const float *dyp, float *dxp)
@@ -148,11 +284,10 @@ static void max_pool_backward_disjoint(const pool_geom *g, const float *xp, cons
             int64_t at = 0;
             for (int64_t r = 0; r < g->kernel_h; r++)
                 for (int64_t c = 0; c < g->kernel_w; c++) {
-                    float v = win[r * g->w + c];
-                    if (v > best || v != v) {
-                        best = v;
-                        at = r * g->w + c;
-                    }
+                    const float v = win[r * g->w + c];
+                    const bool take = (v > best) | (v != v);
+                    best = take ? v : best;
+                    at = take ? r * g->w + c : at;
                 }
             dxp[oh * g->kernel_h * g->w + ow * g->kernel_w + at] += dyp[oh * g->q + ow];
         }
@@ -164,9 +299,15 @@ static void max_pool_backward_range(void *arg, int64_t begin, int64_t end)
     const pool_geom *g = j->g;
     int64_t outputs = g->p * g->q;
     if (windows_disjoint_inside(g)) {
-        for (int64_t plane = begin; plane < end; plane++)
-            max_pool_backward_disjoint(g, j->x + plane * g->h * g->w, j->dy + plane * outputs,
-                                       j->dx + plane * g->h * g->w);
+        const bool two_by_two = g->kernel_h == 2 && g->kernel_w == 2;
+        for (int64_t plane = begin; plane < end; plane++) {
+            const float *xp = j->x + plane * g->h * g->w, *dyp = j->dy + plane * outputs;
+            float *dxp = j->dx + plane * g->h * g->w;
+            if (two_by_two)
+                max_pool_backward_2x2(g, xp, dyp, dxp);
+            else
+                max_pool_backward_disjoint(g, xp, dyp, dxp);
+        }
         return;
     }
     int64_t *index = malloc((size_t)outputs * (sizeof(int64_t) + sizeof(float)));

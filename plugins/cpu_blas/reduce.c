@@ -21,7 +21,7 @@
  * nothing but such loops, and no caller reads the FP exception flags;
  * results (NaN and infinities included) are unchanged. */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("vect-cost-model=cheap", "no-trapping-math")
+#pragma GCC optimize("vect-cost-model=cheap", "no-trapping-math", "fp-contract=off")
 #endif
 
 #include <math.h>
@@ -86,7 +86,7 @@ static inline double combine(int kind, double acc, double v)
 
 /* Eight independent accumulators in registers: gcc vectorizes them without
  * reassociating, and double keeps long sums exact to float precision. */
-static double sum_contiguous(const float *x, int64_t n)
+CPU_MULTIVERSION static double sum_contiguous(const float *x, int64_t n)
 {
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
     int64_t i = 0;
@@ -107,7 +107,7 @@ static double sum_contiguous(const float *x, int64_t n)
 }
 
 #define EXTREMUM_CONTIGUOUS(name, step, START)                                                                \
-    static double name(const float *x, int64_t n)                                                             \
+    CPU_MULTIVERSION static double name(const float *x, int64_t n)                                            \
     {                                                                                                         \
         float lane[8];                                                                                        \
         for (int j = 0; j < 8; j++)                                                                           \
@@ -207,7 +207,7 @@ typedef struct fast_job {
     double count; /* elements per output, for the mean */
 } fast_job;
 
-static void store_result(const fast_job *job, int64_t o, int64_t segment, int64_t i, double acc)
+static inline void store_result(const fast_job *job, int64_t o, int64_t segment, int64_t i, double acc)
 {
     if (job->segments > 1)
         job->partial[(o * job->segments + segment) * job->inner + i] = acc;
@@ -215,7 +215,7 @@ static void store_result(const fast_job *job, int64_t o, int64_t segment, int64_
         job->y[o * job->inner + i] = (float)(job->kind == REDUCE_MEAN ? acc / job->count : acc);
 }
 
-static void fast_range(void *arg, int64_t begin, int64_t end)
+CPU_MULTIVERSION static void fast_range(void *arg, int64_t begin, int64_t end)
 {
     const fast_job *job = arg;
     const int kind = job->kind;

@@ -523,10 +523,60 @@ static void test_max_pool_disjoint_ties_and_nan(void **state)
     plx_context_close(ctx);
 }
 
+/* The 2x2 stride-2 path works on output rows in groups of a few outputs,
+ * redoing the last group over the row's end: rows narrower than a group,
+ * rows that are a whole number of groups and rows that are not, odd last
+ * rows and columns (in no window), on values drawn from a small set so that
+ * windows have ties, one or two NaNs, or are all -inf. */
+static void test_max_pool_2x2_row_widths(void **state)
+{
+    (void)state;
+    plx_context *ctx = tu_open();
+    uint64_t rng = 23;
+    static const float values[] = {-1.0f, 0.0f, -0.0f, 0.5f, 1.0f, NAN, -INFINITY};
+    static const int64_t sizes[][2] = {{2, 2}, {3, 5}, {4, 7}, {5, 9}, {8, 8}, {7, 7}, {14, 14}, {9, 29}, {28, 28}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        pool_case c = PCASE(2, 3, sizes[k][0], sizes[k][1], 2, 2, 2, 2, 0, 0, 1, 1, 0, 1);
+        int64_t xd[4] = {c.n, c.c, c.h, c.w}, yd[4] = {c.n, c.c, c.h / 2, c.w / 2};
+        plx_tensor *x = tu_tensor(ctx, PLX_F32, 4, xd), *y = NULL, *dx = NULL;
+        plx_tensor *dy = tu_uniform(ctx, &rng, 4, yd, -1.0f, 1.0f);
+        int64_t nx = plx_tensor_numel(x), ny = plx_tensor_numel(dy);
+        for (int64_t i = 0; i < nx; i++) {
+            /* Mostly -inf in the first plane: whole windows of it. */
+            int64_t pick = tu_rand_int(&rng, 0, i < c.h * c.w ? 9 : 6);
+            tu_f32(x)[i] = values[pick > 6 ? 6 : pick];
+        }
+        tu_f32(dy)[0] = -0.0f;
+        char what[120];
+        snprintf(what, sizeof what, "2x2 max_pool2d of [2,3,%lld,%lld]", (long long)c.h, (long long)c.w);
+        float *want_y = malloc((size_t)ny * sizeof(float)), *want_dx = malloc((size_t)nx * sizeof(float));
+        assert_non_null(want_y);
+        assert_non_null(want_dx);
+        reference_max(&c, tu_f32(x), tu_f32(dy), want_y, want_dx);
+        plx_pool2d_attrs a = attrs_of(&c);
+        tu_run(ctx, "core.max_pool2d", &a, &x, 1, &y, 1);
+        tu_assert_close(tu_f32(y), want_y, ny, 0.0f, 0.0f, what);
+        for (int64_t i = 0; i < ny; i++)
+            if (isnan(want_y[i]) != isnan(tu_f32(y)[i]))
+                fail_msg("%s: output %lld: got %g, want %g", what, (long long)i, (double)tu_f32(y)[i],
+                         (double)want_y[i]);
+        tu_run(ctx, "core.max_pool2d_backward", &a, (plx_tensor *[]){dy, x}, 2, &dx, 1);
+        tu_assert_close(tu_f32(dx), want_dx, nx, 0.0f, 0.0f, what);
+        free(want_y);
+        free(want_dx);
+        plx_tensor_free(x);
+        plx_tensor_free(dy);
+        plx_tensor_free(y);
+        plx_tensor_free(dx);
+    }
+    plx_context_close(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_max_pool_disjoint_ties_and_nan),
+        cmocka_unit_test(test_max_pool_2x2_row_widths),
         cmocka_unit_test(test_max_pool),
         cmocka_unit_test(test_avg_pool),
         cmocka_unit_test(test_max_pool_ties_and_nan),
