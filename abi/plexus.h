@@ -413,6 +413,89 @@ PLX_API plx_status plx_model_load_weights(plx_model *model, const char *path, in
 PLX_API plx_status plx_model_plan(plx_model *model, int32_t training, int32_t explain,
                                   void (*emit)(void *user, const char *line), void *user);
 
+/* ---- Benchmarking a model ------------------------------------------------
+ *
+ * plx_model_bench times the model's compiled training step (forward, loss,
+ * backward, optimizer update: one run of the training plan, as
+ * plx_model_train times it) on real batches of its training data, then
+ * forward passes of its inference plan at a fixed batch, with the time of
+ * every node summed per (op, backend). Placement is the context's: open the
+ * context with plx_context_options.backends = "onednn,cpu_blas" to measure
+ * a ranking, or with no ranking for the router's own choice.
+ */
+
+typedef struct plx_bench_options {
+    uint32_t struct_size;       /* sizeof(plx_bench_options) */
+    int32_t warmup_steps;       /* untimed training steps first (default 3; 0: none) */
+    int32_t steps;              /* timed training steps, >= 1 (default 20) */
+    const char *data_dir;       /* NULL: the model file's data.dir */
+    int64_t limit_train;        /* > 0: only the first N training examples (0: all) */
+    int64_t inference_batch;    /* examples per inference batch (default 256; 0: no inference timing) */
+    int32_t inference_runs;     /* timed inference batches, >= 1 (default 5), after one untimed */
+} plx_bench_options;
+
+/* Fills *opts with the defaults above (struct_size set). */
+PLX_API void plx_bench_options_init(plx_bench_options *opts);
+
+/* Time of one op on one backend within a plan run. */
+typedef struct plx_bench_op_time {
+    uint32_t struct_size;       /* set by the caller on every element */
+    const char *op;             /* "core.conv2d"; owned by the context */
+    const char *backend;        /* the backend these nodes ran on; owned by the context */
+    int32_t nodes;              /* nodes of this op placed on this backend */
+    double ms;                  /* per training step (inference batch), summed over those nodes */
+    double share;               /* fraction of the summed time of every node, 0..1 */
+} plx_bench_op_time;
+
+typedef struct plx_bench_result {
+    uint32_t struct_size;
+    /* In (read by plx_model_bench, kept): arrays of *_cap elements for the
+     * per-op times of the training step and of an inference batch, or
+     * NULL / 0. The caller allocates them and sets each element's
+     * struct_size (the runtime steps through the array by elements[0]'s). */
+    plx_bench_op_time *train_ops;
+    int32_t train_ops_cap;
+    plx_bench_op_time *inference_ops;
+    int32_t inference_ops_cap;
+    /* Out. */
+    /* (op, backend) pairs found, written largest time first; a count above
+     * the cap means only the largest `cap` were written. */
+    int32_t n_train_ops;
+    int32_t n_inference_ops;
+    int64_t batch_size;         /* training batch (the model file's) */
+    int64_t steps_per_epoch;    /* of the training set used (after the validation split, last partial batch dropped) */
+    int32_t warmup_steps, steps;
+    double ms_per_step;         /* mean time of the timed training steps */
+    double ms_per_step_min;     /* the fastest of them */
+    double ms_per_step_median;  /* their median (steadier than the mean on a busy machine) */
+    double examples_per_second; /* batch_size / mean step time */
+    int32_t train_nodes;        /* nodes in the training plan */
+    int64_t inference_batch;    /* 0 when not measured */
+    int32_t inference_runs;
+    double inference_ms_per_batch;      /* mean; NaN when not measured */
+    double inference_images_per_second; /* NaN when not measured */
+    int32_t inference_nodes;
+} plx_bench_result;
+
+/* Benchmarks `model` as described above. Batches come from the model's
+ * training data (opts->data_dir overrides its directory, opts->limit_train
+ * keeps a prefix), shuffled and augmented as the model file says, prepared
+ * outside the timed region; inference batches are the first training
+ * examples (repeated when there are fewer). The steps really train: the
+ * model's weights, optimizer state and global step advance by
+ * warmup_steps + steps, as plx_model_train would (use a fresh model to
+ * compare configurations). opts NULL: defaults. Fails with
+ * PLX_INVALID_ARGUMENT on bad options, on a model without a data section
+ * or with fewer training examples than one batch, with the data loader's
+ * status (PLX_IO_ERROR, PLX_NOT_FOUND...) naming the file when the data
+ * cannot be read, and with the router's status naming the node when some
+ * node cannot be placed; on failure *result is left untouched (its arrays
+ * may have been written).
+ * result->struct_size must be set (the in-fields above read within it).
+ * Per-node times cost two clock reads per node (tens of nanoseconds), also
+ * inside the timed steps. The model is used by one thread at a time. */
+PLX_API plx_status plx_model_bench(plx_model *model, const plx_bench_options *opts, plx_bench_result *result);
+
 #ifdef __cplusplus
 }
 #endif

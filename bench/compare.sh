@@ -2,18 +2,21 @@
 # compare.sh — Plexus vs PyTorch on the same model file (bench/README.md).
 #
 #   bench/compare.sh MODEL.json [MODEL.json ...] [--steps N] [--warmup W]
-#                    [--threads T] [--repeat R] [--inference] [--json FILE]
+#                    [--threads T] [--repeat R] [--inference] [--backends A,B]
+#                    [--json FILE]
 #
-# For each model: `plexus train MODEL --max-steps N --limit-test 1 --json`
-# and `bench/peer_torch.py MODEL --steps N` (PyTorch, after W untimed
-# warm-up steps), R times alternating, best of R per side (interference on a
-# shared machine only slows a run down). Prints a Markdown table: seconds per
-# epoch, examples/s and the ratio Plexus time / PyTorch time (< 1: Plexus is
-# faster), with the machine, the OpenBLAS kernels and the thread count.
-# --inference adds inference images/s at batch 256: PyTorch's from
-# peer_torch.py; Plexus's from wall-clock `plexus eval` of the whole test set
-# minus one of 256 images (start-up, planning and data loading cancel out;
-# decoding per image does not). --json FILE also writes every raw result.
+# For each model: `plexus bench --model MODEL --steps N --warmup W --json`
+# (every loaded backend ranked first in turn, and "auto", the router's own
+# choice, each after W untimed warm-up steps) and `bench/peer_torch.py MODEL
+# --steps N --warmup W` (PyTorch), R times alternating, best of R per side
+# and configuration (interference on a shared machine only slows a run
+# down). Prints a Markdown table: examples/s of each Plexus configuration
+# and of PyTorch, seconds per epoch, and the ratio Plexus-auto time /
+# PyTorch time (< 1: Plexus is faster), with the machine, the OpenBLAS
+# kernels and the thread count. --inference adds images/s at batch 256 for
+# every configuration and PyTorch (forward passes only on both sides).
+# --backends limits the Plexus backends measured (auto is always measured).
+# --json FILE also writes every raw result.
 #
 # Both sides get the same threads (PLEXUS_NUM_THREADS / OMP_NUM_THREADS and
 # torch.set_num_threads) and the same OpenBLAS kernels: OPENBLAS_CORETYPE,
@@ -31,11 +34,11 @@ PEER_PYTHON=${PEER_PYTHON:-/usr/bin/python3}
 
 usage() {
     echo "usage: bench/compare.sh MODEL.json [MODEL.json ...] [--steps N] [--warmup W] [--threads T]" >&2
-    echo "                        [--repeat R] [--inference] [--json FILE]" >&2
+    echo "                        [--repeat R] [--inference] [--backends A,B] [--json FILE]" >&2
     exit 2
 }
 
-steps=30 warmup=5 threads=${PLEXUS_NUM_THREADS:-2} repeat=1 inference=0 json_out=""
+steps=30 warmup=5 threads=${PLEXUS_NUM_THREADS:-2} repeat=1 inference=0 json_out="" backends=""
 models=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -48,6 +51,8 @@ while [ $# -gt 0 ]; do
     --repeat) [ $# -ge 2 ] || usage; repeat=$2; shift 2 ;;
     --repeat=*) repeat=${1#*=}; shift ;;
     --inference) inference=1; shift ;;
+    --backends) [ $# -ge 2 ] || usage; backends=$2; shift 2 ;;
+    --backends=*) backends=${1#*=}; shift ;;
     --json) [ $# -ge 2 ] || usage; json_out=$2; shift 2 ;;
     --json=*) json_out=${1#*=}; shift ;;
     -h | --help) usage ;;
@@ -103,7 +108,9 @@ side, model, run, kind, out, err, rc = sys.argv[1:8]
 rec = {"side": side, "model": model, "run": int(run), "kind": kind, "rc": int(rc)}
 lines = [l for l in open(out, errors="replace").read().splitlines() if l.strip()]
 try:
-    rec["result"] = json.loads(lines[-1]) if kind == "train" else float(lines[-1])
+    rec["result"] = json.loads(lines[-1])
+    if not isinstance(rec["result"], dict):
+        raise ValueError("not an object")
 except (IndexError, ValueError):
     tail = [l for l in open(err, errors="replace").read().splitlines() if l.strip()][-3:]
     rec["error"] = " / ".join(tail) or "no output (exit %s)" % rc
@@ -112,7 +119,8 @@ EOF
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-plexus_env=(env -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS PLEXUS_NUM_THREADS="$threads")
+plexus_env=(env -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS PLEXUS_NUM_THREADS="$threads"
+            OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}")
 peer_env=(env PLEXUS_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS=1
           OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}")
 if [ -n "$coretype" ]; then
@@ -122,25 +130,20 @@ fi
 peer_args=(--steps "$steps" --warmup "$warmup" --threads "$threads")
 [ "$inference" = 1 ] && peer_args+=(--inference)
 
-# timed OUT ERR CMD...: runs CMD (stdout to OUT, stderr to ERR); prints its
-# wall-clock seconds, returns its status.
-timed() {
-    local out=$1 err=$2 t0 t1 rc
-    shift 2
-    t0=$EPOCHREALTIME
-    "$@" >"$out" 2>"$err" </dev/null
-    rc=$?
-    t1=$EPOCHREALTIME
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", b - a }'
-    return $rc
-}
+plexus_args=(--steps "$steps" --warmup "$warmup" --json)
+if [ "$inference" = 1 ]; then
+    plexus_args+=(--inference-batch 256 --inference-runs 20)
+else
+    plexus_args+=(--inference-batch 0)
+fi
+[ -n "$backends" ] && plexus_args+=(--backends "$backends")
 
 for m in "${models[@]}"; do
     for ((r = 1; r <= repeat; r++)); do
-        echo "compare.sh: $m, run $r of $repeat: plexus train" >&2
-        "${plexus_env[@]}" "$PLEXUS" train "$m" --max-steps "$steps" --limit-test 1 --json \
+        echo "compare.sh: $m, run $r of $repeat: plexus bench" >&2
+        "${plexus_env[@]}" "$PLEXUS" bench --model "$m" "${plexus_args[@]}" \
             >"$tmp/p.out" 2>"$tmp/p.err" </dev/null
-        record plexus "$m" "$r" train "$tmp/p.out" "$tmp/p.err" $?
+        record plexus "$m" "$r" bench "$tmp/p.out" "$tmp/p.err" $?
         echo "compare.sh: $m, run $r of $repeat: pytorch" >&2
         if [ -x "$PEER_PYTHON" ]; then
             "${peer_env[@]}" "$PEER_PYTHON" "$here/peer_torch.py" "$m" "${peer_args[@]}" \
@@ -152,36 +155,6 @@ for m in "${models[@]}"; do
             rc=0
         fi
         record pytorch "$m" "$r" train "$tmp/t.out" "$tmp/t.err" $rc
-        if [ "$inference" = 1 ]; then
-            echo "compare.sh: $m, run $r of $repeat: plexus eval (inference)" >&2
-            small=$(timed "$tmp/e1.out" "$tmp/e1.err" "${plexus_env[@]}" "$PLEXUS" eval "$m" --limit 256 --json)
-            rc=$?
-            big=""
-            if [ $rc = 0 ]; then
-                big=$(timed "$tmp/e2.out" "$tmp/e2.err" "${plexus_env[@]}" "$PLEXUS" eval "$m" --json)
-                rc=$?
-            fi
-            "$fmt_python" - "$m" "$r" "$rc" "$small" "$big" "$tmp/e2.out" "$tmp/e1.err" "$tmp/e2.err" \
-                >>"$results" <<'PYEOF'
-import json, sys
-model, run, rc, small, big, out, err1, err2 = sys.argv[1:9]
-rec = {"side": "plexus", "model": model, "run": int(run), "kind": "inference", "rc": int(rc)}
-try:
-    n = json.loads(open(out).read().splitlines()[-1])["examples"]
-    dt = float(big) - float(small)
-    rec["result"] = {"images": n, "seconds_full": float(big), "seconds_256": float(small),
-                     "inference_images_per_second": (n - 256) / dt if dt > 0 and n > 256 else None}
-except (IndexError, ValueError, KeyError, OSError):
-    tail = []
-    for e in (err1, err2):
-        try:
-            tail += [l for l in open(e, errors="replace").read().splitlines() if l.strip()]
-        except OSError:
-            pass
-    rec["error"] = " / ".join(tail[-3:]) or "plexus eval failed (exit %s)" % rc
-print(json.dumps(rec))
-PYEOF
-        fi
     done
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -203,25 +176,46 @@ for r in recs:
         models.append(r["model"])
 
 
-def results(model, side, kind):
+def results(model, side):
     return [r["result"] for r in recs
-            if r["model"] == model and r["side"] == side and r["kind"] == kind
+            if r["model"] == model and r["side"] == side
             and isinstance(r.get("result"), dict) and "skipped" not in r["result"]]
 
 
-def best(model, side, kind, key, lower_is_better):
-    vals = [x[key] for x in results(model, side, kind) if x.get(key) is not None]
+def configs(model):
+    """Plexus configurations in the order plexus bench reported them, auto last."""
+    names = []
+    for res in results(model, "plexus"):
+        for k in res:
+            if k not in names:
+                names.append(k)
+    return [k for k in names if k != "auto"] + (["auto"] if "auto" in names else [])
+
+
+def best(vals, lower_is_better):
+    vals = [v for v in vals if v is not None]
     if not vals:
         return None
     return min(vals) if lower_is_better else max(vals)
 
 
-def why(model, side, kind):
+def plexus_best(model, config, key, lower_is_better):
+    return best([res.get(config, {}).get(key) for res in results(model, "plexus")
+                 if "error" not in res.get(config, {})], lower_is_better)
+
+
+def torch_best(model, key, lower_is_better):
+    return best([res.get(key) for res in results(model, "pytorch")], lower_is_better)
+
+
+def why(model, side, config=None):
     for r in recs:
-        if r["model"] == model and r["side"] == side and r["kind"] == kind:
+        if r["model"] == model and r["side"] == side:
             res = r.get("result")
             if isinstance(res, dict) and "skipped" in res:
                 return "skipped: " + res["skipped"].replace("|", "\\|")
+            if isinstance(res, dict) and config and "error" in res.get(config, {}):
+                return "failed: " + res[config]["error"].replace("|", "\\|")
             if "error" in r:
                 return "failed: " + r["error"].replace("|", "\\|")
     return "n/a"
@@ -235,7 +229,11 @@ def num(v):
     return "{:.3g}".format(v)
 
 
-torch_info = next((results(m, "pytorch", "train")[0] for m in models if results(m, "pytorch", "train")), {})
+def name_of(model):
+    return model.rsplit("/", 1)[-1]
+
+
+torch_info = next((results(m, "pytorch")[0] for m in models if results(m, "pytorch")), {})
 print("## Plexus vs PyTorch: training steps (bench/compare.sh)")
 print()
 print("- machine: %s, %s CPUs online; load average %s before, %s after" % (cpu, ncpu, load_before, load_after))
@@ -247,37 +245,53 @@ if torch_info:
           % (torch_info.get("torch_version"), torch_info.get("threads"), torch_info.get("omp_num_threads"),
              torch_info.get("openblas_num_threads"), torch_info.get("omp_wait_policy"),
              "on" if torch_info.get("mkldnn") else "off"))
-print("- Plexus: PLEXUS_NUM_THREADS=%s, `plexus train MODEL --max-steps %s --limit-test 1 --json`" % (threads, steps))
-print("- %s timed steps per run (PyTorch after %s warm-up steps; Plexus times all of its), best of %s run%s per side"
+print("- Plexus: PLEXUS_NUM_THREADS=%s, `plexus bench --model MODEL --steps %s --warmup %s --json`: each backend"
+      % (threads, steps, warmup))
+print("  ranked first (cpu_blas for the ops it lacks), and auto = no ranking, the router's choice")
+print("- %s timed steps per run after %s warm-up steps on both sides, best of %s run%s per side and configuration"
       % (steps, warmup, repeat, "" if repeat == "1" else "s"))
-print("- ratio = Plexus time / PyTorch time: < 1 means Plexus is faster")
+print("- ratio = Plexus auto time / PyTorch time: < 1 means Plexus is faster")
 print()
-print("| model | batch | Plexus s/epoch | PyTorch s/epoch | Plexus examples/s | PyTorch examples/s | ratio |")
-print("|---|---:|---:|---:|---:|---:|---:|")
 for m in models:
-    p_spe = best(m, "plexus", "train", "seconds_per_epoch", True)
-    t_spe = best(m, "pytorch", "train", "seconds_per_epoch", True)
-    p_eps = best(m, "plexus", "train", "examples_per_second", False)
-    t_eps = best(m, "pytorch", "train", "examples_per_second", False)
+    cfgs = configs(m) or ["auto"]
+    print("### %s" % name_of(m))
+    print()
     try:
         batch = json.load(open(m)).get("training", {}).get("batch_size", 64)
     except (OSError, ValueError):
         batch = "?"
-    ratio = "{:.2f}".format(t_eps / p_eps) if p_eps and t_eps else "n/a"
-    print("| %s | %s | %s | %s | %s | %s | %s |" % (
-        m.rsplit("/", 1)[-1], batch, num(p_spe) or why(m, "plexus", "train"),
-        num(t_spe) or why(m, "pytorch", "train"), num(p_eps) or "-", num(t_eps) or "-", ratio))
-if inference == "1":
+    print("Training, batch %s:" % batch)
     print()
-    print("Inference at batch 256, images/s. Plexus: wall-clock of `plexus eval` on the whole test set minus")
-    print("`--limit 256` (so it includes decoding and normalizing the inputs); PyTorch: forward passes only.")
+    print("| | " + " | ".join("Plexus " + c for c in cfgs) + " | PyTorch |")
+    print("|---|" + "---:|" * (len(cfgs) + 1))
+    t_eps = torch_best(m, "examples_per_second", False)
+    t_spe = torch_best(m, "seconds_per_epoch", True)
+    row = [num(plexus_best(m, c, "examples_per_second", False)) or why(m, "plexus", c) for c in cfgs]
+    print("| examples/s | " + " | ".join(row) + " | %s |" % (num(t_eps) or why(m, "pytorch")))
+    row = [num(plexus_best(m, c, "ms_per_step", True)) or "-" for c in cfgs]
+    t_train = torch_best(m, "train_seconds", True)
+    print("| ms/step (mean) | " + " | ".join(row) + " | %s |" % (num(t_train and 1e3 * t_train / int(steps)) or "-"))
+    row = [num(plexus_best(m, c, "ms_per_step_median", True)) or "-" for c in cfgs]
+    t_med = torch_best(m, "step_seconds_median", True)
+    print("| ms/step (median) | " + " | ".join(row) + " | %s |" % (num(t_med and 1e3 * t_med) or "-"))
+    row = [num(plexus_best(m, c, "seconds_per_epoch", True)) or "-" for c in cfgs]
+    print("| s/epoch | " + " | ".join(row) + " | %s |" % (num(t_spe) or "-"))
+    p_auto = plexus_best(m, "auto", "examples_per_second", False)
+    ratio = "{:.2f}".format(t_eps / p_auto) if p_auto and t_eps else "n/a"
     print()
-    print("| model | Plexus images/s | PyTorch images/s | ratio |")
-    print("|---|---:|---:|---:|")
-    for m in models:
-        p = best(m, "plexus", "inference", "inference_images_per_second", False)
-        t = best(m, "pytorch", "train", "inference_images_per_second", False)
-        ratio = "{:.2f}".format(t / p) if p and t else "n/a"
-        print("| %s | %s | %s | %s |" % (m.rsplit("/", 1)[-1], num(p) or why(m, "plexus", "inference"),
-                                         num(t) or why(m, "pytorch", "train"), ratio))
+    print("ratio (Plexus auto time / PyTorch time): **%s**" % ratio)
+    if inference == "1":
+        print()
+        print("Inference, batch 256, images/s (forward passes only on both sides):")
+        print()
+        print("| | " + " | ".join("Plexus " + c for c in cfgs) + " | PyTorch |")
+        print("|---|" + "---:|" * (len(cfgs) + 1))
+        t_ips = torch_best(m, "inference_images_per_second", False)
+        row = [num(plexus_best(m, c, "inference_images_per_second", False)) or why(m, "plexus", c) for c in cfgs]
+        print("| images/s | " + " | ".join(row) + " | %s |" % (num(t_ips) or why(m, "pytorch")))
+        p_ips = plexus_best(m, "auto", "inference_images_per_second", False)
+        print()
+        print("ratio (Plexus auto time / PyTorch time): **%s**"
+              % ("{:.2f}".format(t_ips / p_ips) if p_ips and t_ips else "n/a"))
+    print()
 PYEOF

@@ -135,6 +135,22 @@ plx_status model_train_plan(plx_model *m);
  * being restored provides every weight). */
 plx_status model_parse_for_checkpoint(plx_context *ctx, const char *json_text, const char *origin, plx_model **out);
 
+/* train.c: pieces of the training loop that model_bench.c reuses. */
+typedef struct model_data {
+    dataset *train, *val, *test;
+} model_data;
+void model_data_free(model_data *d);
+/* The model's data (dir_override replaces data.dir), normalized as the
+ * model file says; with need_train the training set, split for validation;
+ * limits > 0 keep the first N training / test examples. */
+plx_status model_load_data(plx_model *m, const char *dir_override, bool need_train, int64_t limit_train,
+                           int64_t limit_test, model_data *d);
+/* Learning rate, step count and dropout counters of the next training step. */
+void model_set_step_attrs(plx_model *m, float lr);
+/* Copies a full batch (features, labels, mixing, one-hot targets) into the
+ * training plan's input tensors. */
+void model_set_batch(plx_model *m, const data_batch *batch);
+
 /* checkpoint.c */
 plx_status checkpoint_write(plx_model *m, const char *path);
 plx_status checkpoint_restore(plx_model *m, const char *path);

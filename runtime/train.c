@@ -156,7 +156,7 @@ plx_status model_train_plan(plx_model *m)
     return st;
 }
 
-static void set_step_attrs(plx_model *m, float lr)
+void model_set_step_attrs(plx_model *m, float lr)
 {
     optimizer_set_step(m->train_graph, &m->opt_graph, lr, m->global_step + 1);
     /* Masks differ per step and agree between a dropout and its backward. */
@@ -166,13 +166,27 @@ static void set_step_attrs(plx_model *m, float lr)
     }
 }
 
+void model_set_batch(plx_model *m, const data_batch *batch)
+{
+    int64_t B = m->spec.batch_size, C = m->spec.classes;
+    size_t per = (size_t)plx_tensor_numel(m->tx_t) / (size_t)B;
+    memcpy(plx_tensor_data(m->tx_t), batch->features, sizeof(float) * (size_t)B * per);
+    memcpy(plx_tensor_data(m->ty_t), batch->labels, sizeof(int64_t) * (size_t)B);
+    if (m->ty2_t != NULL) {
+        memcpy(plx_tensor_data(m->ty2_t), batch->mix_labels, sizeof(int64_t) * (size_t)B);
+        memcpy(plx_tensor_data(m->tlam_t), batch->mix_lambda, sizeof(float) * (size_t)B);
+    }
+    if (m->ttarget_t != NULL) {
+        float *t = plx_tensor_data(m->ttarget_t);
+        memset(t, 0, sizeof(float) * (size_t)(B * C));
+        for (int64_t r = 0; r < B; r++)
+            t[r * C + batch->labels[r]] = 1.0f;
+    }
+}
+
 /* ---- data ------------------------------------------------------------------ */
 
-typedef struct model_data {
-    dataset *train, *val, *test;
-} model_data;
-
-static void model_data_free(model_data *d)
+void model_data_free(model_data *d)
 {
     dataset_free(d->train);
     dataset_free(d->val);
@@ -292,8 +306,8 @@ static plx_status limit_to(plx_model *m, dataset **ds, int64_t limit)
     return PLX_OK;
 }
 
-static plx_status load_data(plx_model *m, const char *dir_override, bool need_train, int64_t limit_train,
-                            int64_t limit_test, model_data *d)
+plx_status model_load_data(plx_model *m, const char *dir_override, bool need_train, int64_t limit_train,
+                           int64_t limit_test, model_data *d)
 {
     const model_spec *s = &m->spec;
     memset(d, 0, sizeof *d);
@@ -429,7 +443,7 @@ PLX_API plx_status plx_model_evaluate(plx_model *m, const char *data_dir, int64_
     if (m == NULL || result == NULL || result->struct_size < sizeof(uint32_t))
         return m ? ctx_fail(m->ctx, PLX_INVALID_ARGUMENT, "plx_model_evaluate: bad arguments") : PLX_INVALID_ARGUMENT;
     model_data d;
-    plx_status st = load_data(m, data_dir, false, 0, limit, &d);
+    plx_status st = model_load_data(m, data_dir, false, 0, limit, &d);
     if (st == PLX_OK && d.test == NULL)
         st = ctx_fail(m->ctx, PLX_NOT_FOUND, "%s: the data section names no test set", m->origin);
     free(m->confusion);
@@ -555,7 +569,7 @@ PLX_API plx_status plx_model_train(plx_model *m, const plx_train_options *opts_i
         st = checkpoint_restore(m, opts.resume_path);
     model_data d = {0};
     if (st == PLX_OK)
-        st = load_data(m, opts.data_dir, true, opts.limit_train, opts.limit_test, &d);
+        st = model_load_data(m, opts.data_dir, true, opts.limit_train, opts.limit_test, &d);
     if (st == PLX_OK && d.train->n < s->batch_size)
         st = ctx_fail(m->ctx, PLX_INVALID_ARGUMENT, "%s: the training set has %lld examples, fewer than one batch (%lld)",
                       m->origin, (long long)d.train->n, (long long)s->batch_size);
@@ -586,7 +600,7 @@ PLX_API plx_status plx_model_train(plx_model *m, const plx_train_options *opts_i
     if (profile)
         plan_profile(m->train_plan, true);
     int64_t steps_per_epoch = loader_batches_per_epoch(ld);
-    int64_t B = s->batch_size, C = s->classes, per = d.train->sample_size;
+    int64_t B = s->batch_size, C = s->classes;
     double train_seconds = 0.0, run_start = now_seconds();
     int64_t trained_examples = 0, steps_run = 0;
     snapshot best = {0};
@@ -609,20 +623,9 @@ PLX_API plx_status plx_model_train(plx_model *m, const plx_train_options *opts_i
                 st = ctx_fail(m->ctx, st, "%s", err.message);
                 break;
             }
-            memcpy(plx_tensor_data(m->tx_t), batch->features, sizeof(float) * (size_t)(B * per));
-            memcpy(plx_tensor_data(m->ty_t), batch->labels, sizeof(int64_t) * (size_t)B);
-            if (m->ty2_t != NULL) {
-                memcpy(plx_tensor_data(m->ty2_t), batch->mix_labels, sizeof(int64_t) * (size_t)B);
-                memcpy(plx_tensor_data(m->tlam_t), batch->mix_lambda, sizeof(float) * (size_t)B);
-            }
-            if (m->ttarget_t != NULL) {
-                float *t = plx_tensor_data(m->ttarget_t);
-                memset(t, 0, sizeof(float) * (size_t)(B * C));
-                for (int64_t r = 0; r < B; r++)
-                    t[r * C + batch->labels[r]] = 1.0f;
-            }
+            model_set_batch(m, batch);
             float lr = schedule_lr(&s->sched, epoch, m->global_step, steps_per_epoch);
-            set_step_attrs(m, lr);
+            model_set_step_attrs(m, lr);
             double t0 = now_seconds();
             int32_t bad_node = -1;
             st = opts.check_numerics ? plan_run_checked(m->train_plan, &bad_node) : plan_run(m->train_plan);

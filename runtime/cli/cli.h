@@ -21,9 +21,11 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* One-line synopses of the commands above, for plexus's usage text. */
 extern const char cli_train_usage[], cli_eval_usage[], cli_predict_usage[], cli_plan_usage[], cli_plot_usage[];
+extern const char cli_bench_usage[];
 
 /* Parses all of `text` as a base-10 integer in [lo, hi]. On failure prints
  * "plexus CMD: FLAG expects an integer from lo to hi, got 'text'" to stderr
@@ -43,5 +45,10 @@ int cli_open_context(const char *cmd, const char *backends, plx_context **ctx);
 /* "plexus CMD: <plx_last_error(ctx)>" (or the status text when the message
  * is empty) on stderr. */
 void cli_report(const char *cmd, const plx_context *ctx, plx_status status);
+
+/* Replaces `path` with `size` bytes of `data` atomically (temp file in the
+ * same directory, fsync, rename: readers see the old file or the whole new
+ * one). On failure prints "plexus CMD: <path and reason>" and returns -1. */
+int cli_write_file_atomic(const char *cmd, const char *path, const void *data, size_t size);
 
 #endif

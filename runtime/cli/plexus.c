@@ -6,6 +6,7 @@
  *   plexus ops [--json]         the op catalog
  *   plexus train/eval/predict/plan   models (train_cmd.c)
  *   plexus plot                 metrics as SVG (plot_cmd.c)
+ *   plexus bench                ops and training steps per backend (bench_cmd.c)
  *   plexus version
  */
 #include <cJSON.h>
@@ -28,13 +29,14 @@ static void usage(FILE *f)
                "  predict            top classes of PGM/PPM images or IDX records\n"
                "  plan               where each node of a model's graph runs, and why (--explain)\n"
                "  plot               an SVG of the metrics `train --metrics` wrote\n"
+               "  bench              time ops (--ops) or a model's training step (--model) on every backend\n"
                "  version            print the runtime and ABI versions\n"
                "usage of the model commands:\n"
-               "  plexus %s\n  plexus %s\n  plexus %s\n  plexus %s\n  plexus %s\n"
+               "  plexus %s\n  plexus %s\n  plexus %s\n  plexus %s\n  plexus %s\n  plexus %s\n"
                "exit status: 0 ok, 1 error, 2 bad arguments, 130 interrupted (train: checkpoint written)\n"
                "environment: PLEXUS_PLUGIN_PATH, PLEXUS_BACKENDS, PLEXUS_STRICT, PLEXUS_NUM_THREADS,\n"
                "             PLEXUS_ALLOW_INSECURE_PLUGINS, PLEXUS_LOG_LEVEL\n",
-            cli_train_usage, cli_eval_usage, cli_predict_usage, cli_plan_usage, cli_plot_usage);
+            cli_train_usage, cli_eval_usage, cli_predict_usage, cli_plan_usage, cli_plot_usage, cli_bench_usage);
 }
 
 static const char *kind_name(int32_t kind)
@@ -247,6 +249,8 @@ int main(int argc, char **argv)
         return cmd_plan(argc - 2, argv + 2);
     if (strcmp(cmd, "plot") == 0)
         return cmd_plot(argc - 2, argv + 2);
+    if (strcmp(cmd, "bench") == 0)
+        return cmd_bench(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0) {
         printf("plexus ABI %d.%d\n", PLX_ABI_MAJOR, PLX_ABI_MINOR);
         return 0;

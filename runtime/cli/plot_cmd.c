@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "svg.h"
 
 const char cli_plot_usage[] = "plot METRICS.jsonl [--out FILE.svg] [--json]";
 
@@ -188,70 +189,9 @@ static int read_metrics(const char *path, metrics *m)
 
 enum { SVG_W = 900, SVG_H = 660, PLOT_L = 80, PLOT_R = 700, LEGEND_X = 720 };
 
-typedef struct axis {
-    double lo, hi, step; /* rounded to ticks */
-    int decimals;
-} axis;
-
-/* Bounds and a tick step of 1, 2 or 5 times a power of ten, about `target`
- * ticks; integer steps only when `integers`. */
-static void axis_fit(axis *a, double lo, double hi, int target, int integers)
-{
-    if (!isfinite(lo) || !isfinite(hi)) {
-        lo = 0;
-        hi = 1;
-    }
-    if (hi - lo <= 0) {
-        double pad = fabs(lo) > 0 ? fabs(lo) * 0.1 : 1.0;
-        lo -= pad;
-        hi += pad;
-    }
-    double raw = (hi - lo) / target;
-    double mag = pow(10.0, floor(log10(raw)));
-    double norm = raw / mag;
-    double step = (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 5 ? 5 : 10) * mag;
-    if (integers && step < 1)
-        step = 1;
-    a->step = step;
-    a->lo = floor(lo / step + 1e-9) * step;
-    a->hi = ceil(hi / step - 1e-9) * step;
-    if (a->hi <= a->lo)
-        a->hi = a->lo + step;
-    int d = (int)-floor(log10(step) + 1e-9);
-    a->decimals = d > 0 ? d : 0;
-}
-
-static double map(const axis *a, double v, double from, double to)
-{
-    return from + (v - a->lo) / (a->hi - a->lo) * (to - from);
-}
-
-static void svg_escape(FILE *out, const char *text)
-{
-    for (const char *c = text; *c; c++) {
-        switch (*c) {
-        case '&':
-            fputs("&amp;", out);
-            break;
-        case '<':
-            fputs("&lt;", out);
-            break;
-        case '>':
-            fputs("&gt;", out);
-            break;
-        case '"':
-            fputs("&quot;", out);
-            break;
-        default:
-            /* Control bytes are not allowed in XML text. */
-            fputc((unsigned char)*c < 0x20 ? '?' : *c, out);
-        }
-    }
-}
-
 typedef struct panel {
     double top, bottom; /* pixel rows of the plot area */
-    axis x, y;
+    svg_axis x, y;
 } panel;
 
 static void draw_axes(FILE *out, const panel *p, const char *title, const char *xlabel, const char *ylabel)
@@ -264,7 +204,7 @@ static void draw_axes(FILE *out, const panel *p, const char *title, const char *
         double v = p->y.lo + k * p->y.step;
         if (v > p->y.hi + p->y.step * 1e-6)
             break;
-        double py = map(&p->y, v, p->bottom, p->top);
+        double py = svg_map(&p->y, v, p->bottom, p->top);
         fprintf(out, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", PLOT_L, py, PLOT_R,
                 py);
         fprintf(out, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#444\"/>\n", PLOT_L - 5, py, PLOT_L,
@@ -276,7 +216,7 @@ static void draw_axes(FILE *out, const panel *p, const char *title, const char *
         double v = p->x.lo + k * p->x.step;
         if (v > p->x.hi + p->x.step * 1e-6)
             break;
-        double px = map(&p->x, v, PLOT_L, PLOT_R);
+        double px = svg_map(&p->x, v, PLOT_L, PLOT_R);
         fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", px, p->top, px,
                 p->bottom);
         fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\"/>\n", px, p->bottom, px,
@@ -305,8 +245,8 @@ static void draw_series(FILE *out, const panel *p, const double *xs, const doubl
             pen_down = 0;
             continue;
         }
-        fprintf(out, "%c%.1f %.1f ", pen_down ? 'L' : 'M', map(&p->x, x, PLOT_L, PLOT_R),
-                map(&p->y, y, p->bottom, p->top));
+        fprintf(out, "%c%.1f %.1f ", pen_down ? 'L' : 'M', svg_map(&p->x, x, PLOT_L, PLOT_R),
+                svg_map(&p->y, y, p->bottom, p->top));
         pen_down = 1;
     }
     fprintf(out, "\"/>\n");
@@ -316,8 +256,8 @@ static void draw_series(FILE *out, const panel *p, const double *xs, const doubl
         double x = *(const double *)((const char *)xs + (size_t)i * stride);
         double y = *(const double *)((const char *)ys + (size_t)i * stride);
         if (isfinite(x) && isfinite(y))
-            fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", map(&p->x, x, PLOT_L, PLOT_R),
-                    map(&p->y, y, p->bottom, p->top), color);
+            fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
+                    svg_map(&p->x, x, PLOT_L, PLOT_R), svg_map(&p->y, y, p->bottom, p->top), color);
     }
 }
 
@@ -403,8 +343,8 @@ static int write_svg(const char *path, const char *source, metrics *m)
     range_of(&m->epochs[0].val_loss, m->n_epochs, es, &ylo, &yhi);
     if (isfinite(ylo) && ylo > 0 && ylo < 0.5 * yhi)
         ylo = 0; /* a loss axis reads best from zero */
-    axis_fit(&top.x, by_step ? (isfinite(xlo) && xlo > 0 ? 0 : xlo) : xlo, xhi, 8, 1);
-    axis_fit(&top.y, ylo, yhi, 6, 0);
+    svg_axis_fit(&top.x, by_step ? (isfinite(xlo) && xlo > 0 ? 0 : xlo) : xlo, xhi, 8, 1);
+    svg_axis_fit(&top.y, ylo, yhi, 6, 0);
 
     panel bottom = {.top = 390, .bottom = 600};
     xlo = xhi = ylo = yhi = NAN;
@@ -415,13 +355,13 @@ static int write_svg(const char *path, const char *source, metrics *m)
         xlo -= 1;
         xhi += 1;
     }
-    axis_fit(&bottom.x, isfinite(xlo) ? (xlo > 1 ? xlo - 1 : 0) : 0, isfinite(xhi) ? xhi : 1, 8, 1);
+    svg_axis_fit(&bottom.x, isfinite(xlo) ? (xlo > 1 ? xlo - 1 : 0) : 0, isfinite(xhi) ? xhi : 1, 8, 1);
     if (isfinite(ylo) && ylo >= 0 && yhi <= 1) {
-        axis_fit(&bottom.y, ylo, yhi, 5, 0);
+        svg_axis_fit(&bottom.y, ylo, yhi, 5, 0);
         bottom.y.lo = bottom.y.lo < 0 ? 0 : bottom.y.lo;
         bottom.y.hi = bottom.y.hi > 1 ? 1 : bottom.y.hi;
     } else
-        axis_fit(&bottom.y, ylo, yhi, 5, 0);
+        svg_axis_fit(&bottom.y, ylo, yhi, 5, 0);
 
     fprintf(out,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
