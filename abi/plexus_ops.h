@@ -244,14 +244,21 @@ typedef struct plx_matmul_attrs {
 #define PLX_MATMUL_ATTRS_DEFAULT {sizeof(plx_matmul_attrs), 0, 0}
 
 /* Output P = floor((H + 2*pad - dil*(R-1) - 1) / stride) + 1 (PyTorch). */
+/* Activations a producer op can apply to its result in the same pass. */
+enum { PLX_ACTIVATION_NONE = 0, PLX_ACTIVATION_RELU = 1 };
+
 typedef struct plx_conv2d_attrs {
     uint32_t struct_size;
     int32_t stride[2];   /* default 1,1 */
     int32_t padding[2];  /* default 0,0; zero padding, symmetric */
     int32_t dilation[2]; /* default 1,1 */
     int32_t groups;      /* default 1; C and K divisible by groups */
+    /* ABI 1.2: PLX_ACTIVATION_* applied after the bias (default none). The
+     * graph executor sets it when it fuses a following core.relu; its
+     * gradient is core.relu_grad on the (activated) output first. */
+    int32_t activation;
 } plx_conv2d_attrs;
-#define PLX_CONV2D_ATTRS_DEFAULT {sizeof(plx_conv2d_attrs), {1, 1}, {0, 0}, {1, 1}, 1}
+#define PLX_CONV2D_ATTRS_DEFAULT {sizeof(plx_conv2d_attrs), {1, 1}, {0, 0}, {1, 1}, 1, PLX_ACTIVATION_NONE}
 
 typedef struct plx_conv2d_backward_attrs {
     uint32_t struct_size;

@@ -23,7 +23,9 @@ extern "C" {
  * may differ both ways (fields are appended, readers never read past the
  * writer's struct_size). */
 #define PLX_ABI_MAJOR 1
-#define PLX_ABI_MINOR 1
+/* 1.1: layer types, graph building. 1.2: plx_conv2d_attrs.activation (a
+ * fused activation; the runtime gives such calls only to plugins >= 1.2). */
+#define PLX_ABI_MINOR 2
 
 /* Largest tensor rank the runtime handles. */
 #define PLX_MAX_DIMS 8

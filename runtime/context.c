@@ -157,6 +157,15 @@ static plx_status apply_options(plx_context *ctx, const plx_context_options *opt
         ctx->strict = present && s == 1;
     }
 
+    ctx->fuse = true;
+    if (use_env) {
+        long f = env_long("PLEXUS_FUSE", 0, 1, &present, &ok);
+        if (!ok)
+            return open_fail(PLX_INVALID_ARGUMENT, "PLEXUS_FUSE='%s' must be 0 or 1", getenv("PLEXUS_FUSE"));
+        if (present)
+            ctx->fuse = f == 1;
+    }
+
     ctx->allow_insecure = o->allow_insecure_plugins != 0;
     if (!ctx->allow_insecure && use_env) {
         long a = env_long("PLEXUS_ALLOW_INSECURE_PLUGINS", 0, 1, &present, &ok);

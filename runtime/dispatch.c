@@ -12,8 +12,8 @@
  * supports() accepts the call on some device. With a user ranking, the
  * highest-ranked candidate wins (strict mode: the highest-ranked backend that
  * implements the op must accept it). Without one, the lowest cost wins: the
- * backend's estimate (or one from the op's work) plus the copies its
- * inputs and outputs would need.
+ * measured time (cost_cache.c), else the backend's estimate (or one from the
+ * op's work and bytes), plus the copies its inputs and outputs would need.
  */
 #include <math.h>
 #include <stdio.h>
@@ -24,6 +24,7 @@
 
 #define KEY_CAP 4096
 #define DEFAULT_NS_PER_WORK 0.05    /* 20 GFLOP/s when a backend gives no estimate */
+#define DEFAULT_MEMORY_BYTES_PER_NS 10.0 /* and 10 GB/s of memory traffic */
 #define DEFAULT_CALL_NS 200.0
 #define DEFAULT_COPY_BYTES_PER_NS 10.0
 #define COPY_LATENCY_NS 5000.0
@@ -196,7 +197,13 @@ static void cost_on(const backend_record *b, int32_t dev, const op_def *def,
         } else
             for (int32_t i = 0; i < call->n_outputs; i++)
                 work += (double)plx_desc_numel(&call->outputs[i]);
-        est = DEFAULT_CALL_NS + work * DEFAULT_NS_PER_WORK;
+        /* Whichever bounds it: arithmetic or moving its tensors. */
+        double bytes = 0.0;
+        for (int32_t i = 0; i < call->n_inputs; i++)
+            bytes += (double)desc_bytes(&call->inputs[i]);
+        for (int32_t i = 0; i < call->n_outputs; i++)
+            bytes += (double)desc_bytes(&call->outputs[i]);
+        est = DEFAULT_CALL_NS + fmax(work * DEFAULT_NS_PER_WORK, bytes / DEFAULT_MEMORY_BYTES_PER_NS);
     }
     c->kernel_ns = est;
     c->copy_ns = 0.0;
@@ -208,6 +215,21 @@ static void cost_on(const backend_record *b, int32_t dev, const op_def *def,
         for (int32_t i = 0; i < call->n_outputs; i++)
             c->copy_ns += COPY_LATENCY_NS + (double)desc_bytes(&call->outputs[i]) / bw;
     }
+}
+
+/* Attribute fields appended in a later ABI minor change what an op
+ * computes, so a plugin built before them (which cannot see them) must not
+ * get calls that use them. NULL when the backend may take the call. */
+static const char *newer_attrs_reason(const plx_context *ctx, const backend_record *b, const plx_op_call *call,
+                                      char *buf, size_t cap)
+{
+    unsigned minor = ctx->plugins[b->plugin_index].abi_minor;
+    if (call->op_id == PLX_OP_CONV2D && call->attrs != NULL && minor < 2 &&
+        ((const plx_conv2d_attrs *)call->attrs)->activation != PLX_ACTIVATION_NONE) {
+        snprintf(buf, cap, "its plugin is built for ABI 1.%u, before conv2d's fused activation (ABI 1.2)", minor);
+        return buf;
+    }
+    return NULL;
 }
 
 typedef struct route_candidate {
@@ -267,7 +289,12 @@ static plx_status route(plx_context *ctx, const op_def *def, const plx_op_call *
         for (int32_t d = 0; d < b->n_devices; d++) {
             route_candidate *c = &cands[n++];
             candidate_cost cc;
-            cost_on(b, d, def, call, in_meta, out_meta, &cc);
+            char old_abi[160];
+            if (newer_attrs_reason(ctx, b, call, old_abi, sizeof old_abi) != NULL) {
+                cc = (candidate_cost){.ok = false};
+                snprintf(cc.reason, sizeof cc.reason, "%s", old_abi);
+            } else
+                cost_on(b, d, def, call, in_meta, out_meta, &cc);
             *c = (route_candidate){.backend = (int32_t)bi, .device = d, .ok = cc.ok, .kernel_ns = cc.kernel_ns,
                                    .copy_ns = cc.copy_ns, .rank = b->rank >= 0 ? b->rank : INT32_MAX - 1};
             snprintf(c->reason, sizeof c->reason, "%s", cc.reason);

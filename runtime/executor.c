@@ -192,6 +192,7 @@ plx_status plan_build(plx_graph *g, const int32_t *keep, int32_t n_keep, exec_pl
         }
         needed_value[keep[i]] = true;
     }
+    graph_fuse(g, keep, n_keep);
     /* Backwards: a node is needed if it produces a needed value or updates
      * persistent state; its inputs are then needed. */
     for (int32_t ni = g->n_nodes - 1; ni >= 0; ni--) {

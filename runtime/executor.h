@@ -46,6 +46,11 @@ plx_status plan_profile(exec_plan *p, bool on);
  * largest first. */
 void plan_profile_report(const exec_plan *p, void (*emit)(void *user, const char *line), void *user);
 
+/* fuse.c: rewrites node patterns into fused ops (conv2d + relu) where some
+ * backend takes the fused call, leaving values in `keep` alone. Returns the
+ * number of fusions. Off when the context's fuse flag is (PLEXUS_FUSE=0). */
+int32_t graph_fuse(plx_graph *g, const int32_t *keep, int32_t n_keep);
+
 /* Builds a plan computing values keep[0..n_keep) (they stay readable after
  * plan_run) and every state update. Fails naming the node that no backend
  * can run. */

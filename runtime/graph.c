@@ -105,8 +105,10 @@ void graph_describe_node(const plx_graph *g, int32_t node, char *buf, size_t cap
         metas[i] = g->values[n->in[i]].meta;
     char shapes[512];
     metas_format(metas, k, shapes, sizeof shapes);
-    snprintf(buf, cap, "%s%s%s(%s)", n->scope && n->scope[0] ? n->scope : "", n->scope && n->scope[0] ? ": " : "",
-             op_name_of(g->ctx, n->op_id), shapes);
+    bool fused_relu = n->op_id == PLX_OP_CONV2D && n->attrs != NULL && n->attrs_size >= sizeof(plx_conv2d_attrs) &&
+                      ((const plx_conv2d_attrs *)n->attrs)->activation == PLX_ACTIVATION_RELU;
+    snprintf(buf, cap, "%s%s%s(%s)%s", n->scope && n->scope[0] ? n->scope : "", n->scope && n->scope[0] ? ": " : "",
+             op_name_of(g->ctx, n->op_id), shapes, fused_relu ? " +relu" : "");
 }
 
 plx_status graph_add_op(plx_graph *g, int32_t op_id, const void *attrs, const int32_t *in, int32_t n_in,

@@ -95,6 +95,7 @@ typedef struct plx_context {
     size_t n_ranking;
     bool strict;
     bool allow_insecure;
+    bool fuse;                  /* graph fusions on (PLEXUS_FUSE, default 1) */
     int32_t num_threads;
     int32_t log_level;
 

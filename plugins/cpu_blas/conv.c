@@ -771,6 +771,31 @@ static plx_status backward_weight_batched(cpu_state *st, const conv_geom *g, con
 
 /* ---- entry points ------------------------------------------------------------ */
 
+static void relu_in_place_range(void *arg, int64_t begin, int64_t end)
+{
+    float *y = arg;
+    for (int64_t i = begin; i < end; i++)
+        y[i] = y[i] < 0.0f ? 0.0f : y[i]; /* NaN stays NaN, as core.relu */
+}
+
+static plx_status conv2d_forward(cpu_state *st, const conv_geom *g, const float *x, const float *w,
+                                 const float *bias, float *y)
+{
+    if (g->depthwise) {
+        depthwise_job j = {g, x, w, bias, NULL, y, NULL, NULL};
+        cpu_parallel_for(st, g->n * g->k, grain_for(g->pq * g->r * g->s), depthwise_forward_range, &j);
+        return PLX_OK;
+    }
+    if (per_image_gemm_is_small(g)) {
+        small_job j = {g, x, w, bias, NULL, y, NULL, 0};
+        cpu_parallel_for(st, g->n, 1, forward_small_range, &j);
+        return atomic_load(&j.failed) ? out_of_memory(st, "conv2d", (size_t)(g->crs * g->pq)) : PLX_OK;
+    }
+    return forward_batched(st, g, x, w, bias, y);
+}
+
+/* The fused activation (ABI 1.2) is applied as a pass over y: this is the
+ * reference, not the fast path. */
 static plx_status run_conv2d(cpu_state *st, const plx_op_call *call)
 {
     const plx_conv2d_attrs *a = call->attrs;
@@ -780,17 +805,10 @@ static plx_status run_conv2d(cpu_state *st, const plx_op_call *call)
     geom_init(&g, x->shape, w->shape, y->shape, a->stride, a->padding, a->dilation, a->groups);
     if (g.n == 0)
         return PLX_OK;
-    if (g.depthwise) {
-        depthwise_job j = {&g, cpu_f32(x), cpu_f32(w), bias, NULL, cpu_f32(y), NULL, NULL};
-        cpu_parallel_for(st, g.n * g.k, grain_for(g.pq * g.r * g.s), depthwise_forward_range, &j);
-        return PLX_OK;
-    }
-    if (per_image_gemm_is_small(&g)) {
-        small_job j = {&g, cpu_f32(x), cpu_f32(w), bias, NULL, cpu_f32(y), NULL, 0};
-        cpu_parallel_for(st, g.n, 1, forward_small_range, &j);
-        return atomic_load(&j.failed) ? out_of_memory(st, "conv2d", (size_t)(g.crs * g.pq)) : PLX_OK;
-    }
-    return forward_batched(st, &g, cpu_f32(x), cpu_f32(w), bias, cpu_f32(y));
+    plx_status s = conv2d_forward(st, &g, cpu_f32(x), cpu_f32(w), bias, cpu_f32(y));
+    if (s == PLX_OK && a->activation == PLX_ACTIVATION_RELU)
+        cpu_parallel_for(st, plx_desc_numel(y), 16384, relu_in_place_range, cpu_f32(y));
+    return s;
 }
 
 static plx_status run_conv2d_backward_data(cpu_state *st, const plx_op_call *call)

@@ -8,7 +8,9 @@
  * output size is exactly oneDNN's consistency rule with padding_r =
  * padding_l. The primitive picks its own (usually blocked) layouts for
  * src, weights and dst; the plan reorders at the edges. The bias gradient
- * is not computed here: Plexus sums dy for it as a separate op.
+ * is not computed here: Plexus sums dy for it as a separate op. A fused
+ * relu (plx_conv2d_attrs.activation, ABI 1.2) is an eltwise post-op of the
+ * forward primitive, applied after the bias in the same pass.
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,10 +19,13 @@
 
 /* Fixed cost of a call: primitive execution, reorders' setup. */
 #define CONV_CALL_NS 1000.0
-/* Sustained f32 rate assumed for oneDNN's convolutions (60 GFLOP/s). */
+/* Sustained f32 rate of oneDNN's convolutions on one thread, reorders
+ * included (measured: a 3x3, 64 -> 64 channel, 8x28x28 convolution runs at
+ * 56 GFLOP/s forward and 64 backward; [2,16,14,14] 3x3 at 86). */
 #define CONV_FLOPS_PER_NS 60.0
 /* Reorders to and from blocked layouts touch every tensor about once more. */
 #define CONV_REORDER_BYTES_PER_NS 20.0
+#define CONV_BF16_AMX_SPEEDUP 3.5
 
 static const plx_conv2d_attrs conv_default = PLX_CONV2D_ATTRS_DEFAULT;
 
@@ -65,66 +70,80 @@ static void geom_of_call(conv_geom *g, const plx_op_call *call)
 }
 
 /* The user's (plain) weights descriptor: oihw, or goihw when grouped. */
-static dnnl_status_t weights_md(const conv_geom *g, bool plain, dnnl_memory_desc_t *md)
+static dnnl_status_t weights_md(const conv_geom *g, bool plain, dnnl_data_type_t dt, one_md *md)
 {
     if (g->groups == 1)
-        return plain ? one_md_plain(md, 4, g->w) : one_md_any(md, 4, g->w);
+        return plain ? one_md_plain(md, 4, g->w, dt) : one_md_any(md, 4, g->w, dt);
     int64_t dims[5] = {g->groups, g->w[0] / g->groups, g->w[1], g->w[2], g->w[3]};
-    return plain ? one_md_plain(md, 5, dims) : one_md_any(md, 5, dims);
+    return plain ? one_md_plain(md, 5, dims, dt) : one_md_any(md, 5, dims, dt);
 }
 
-typedef struct conv_mds {
-    dnnl_memory_desc_t x_user, w_user, y_user, b_user;
-    dnnl_memory_desc_t x_any, w_any, y_any;
-} conv_mds;
+enum { X_USER, W_USER, Y_USER, B_USER, X_ANY, W_ANY, Y_ANY, N_MDS };
 
-static dnnl_status_t make_mds(const conv_geom *g, conv_mds *m)
+static dnnl_status_t make_mds(const conv_geom *g, dnnl_data_type_t dt, one_md *m)
 {
     dnnl_status_t st;
     int64_t k = g->w[0];
-    if ((st = one_md_plain(&m->x_user, 4, g->x)) != dnnl_success || (st = one_md_plain(&m->y_user, 4, g->y)) != dnnl_success ||
-        (st = weights_md(g, true, &m->w_user)) != dnnl_success || (st = one_md_plain(&m->b_user, 1, &k)) != dnnl_success ||
-        (st = one_md_any(&m->x_any, 4, g->x)) != dnnl_success || (st = one_md_any(&m->y_any, 4, g->y)) != dnnl_success ||
-        (st = weights_md(g, false, &m->w_any)) != dnnl_success)
+    if ((st = one_md_plain(&m[X_USER], 4, g->x, dt)) != dnnl_success ||
+        (st = one_md_plain(&m[Y_USER], 4, g->y, dt)) != dnnl_success ||
+        (st = weights_md(g, true, dt, &m[W_USER])) != dnnl_success ||
+        (st = one_md_plain(&m[B_USER], 1, &k, dt)) != dnnl_success ||
+        (st = one_md_any(&m[X_ANY], 4, g->x, dt)) != dnnl_success ||
+        (st = one_md_any(&m[Y_ANY], 4, g->y, dt)) != dnnl_success ||
+        (st = weights_md(g, false, dt, &m[W_ANY])) != dnnl_success)
         return st;
     return dnnl_success;
 }
 
+#define MD(i) one_ref(&m[i])
+
 /* Forward primitive descriptor (also the hint the backward ones need). */
-static dnnl_status_t forward_pd(const one_state *s, const conv_geom *g, const conv_mds *m, bool with_bias,
-                                dnnl_prop_kind_t prop, dnnl_primitive_desc_t *pd)
+static dnnl_status_t forward_pd(const one_state *s, const conv_geom *g, const one_md *m, bool with_bias,
+                                dnnl_prop_kind_t prop, bool relu, dnnl_primitive_desc_t *pd)
 {
-    dnnl_convolution_desc_t d;
-    dnnl_status_t st = dnnl_dilated_convolution_forward_desc_init(
-        &d, prop, dnnl_convolution_direct, &m->x_any, &m->w_any, with_bias ? &m->b_user : NULL, &m->y_any,
-        g->strides, g->dilates, g->padding, g->padding);
-    if (st != dnnl_success)
-        return st;
-    return dnnl_primitive_desc_create(pd, &d, NULL, s->engine, NULL);
+    return one_conv_fwd_pd(pd, s->engine, prop, MD(X_ANY), MD(W_ANY), with_bias ? MD(B_USER) : NULL, MD(Y_ANY),
+                           g->strides, g->dilates, g->padding, g->padding, relu);
+}
+
+/* The fused activation of a forward call (plx_conv2d_attrs.activation,
+ * ABI 1.2; headers before it have none). */
+static int32_t activation_of(const plx_op_call *call)
+{
+#if PLX_ABI_MINOR >= 2
+    if (call->op_id == PLX_OP_CONV2D && call->attrs != NULL)
+        return ((const plx_conv2d_attrs *)call->attrs)->activation;
+#else
+    (void)call;
+#endif
+    return 0;
 }
 
 static dnnl_status_t build_conv2d(one_state *s, const plx_op_call *call, one_plan *plan, char *reason, size_t cap)
 {
     conv_geom g;
-    conv_mds m;
+    one_md m[N_MDS];
+    one_mds_clear(m, N_MDS);
     geom_of_call(&g, call);
     bool with_bias = call->n_inputs > 2;
     dnnl_primitive_desc_t pd = NULL;
     one_step *step = NULL;
-    dnnl_status_t st = make_mds(&g, &m);
+    dnnl_status_t st = make_mds(&g, one_dt(&call->inputs[0]), m);
     if (st != dnnl_success)
-        return one_fail(st, reason, cap, "memory descriptor");
-    if ((st = forward_pd(s, &g, &m, with_bias, dnnl_forward_inference, &pd)) != dnnl_success)
-        return one_fail(st, reason, cap, "convolution forward descriptor");
-    if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
+        one_fail(st, reason, cap, "memory descriptor");
+    else if ((st = forward_pd(s, &g, m, with_bias, dnnl_forward_inference, activation_of(call) != 0, &pd)) !=
+             dnnl_success)
+        one_fail(st, reason, cap, "convolution forward descriptor");
+    else if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
         one_fail(st, reason, cap, "convolution forward primitive");
-    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 0, &m.x_user)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, &m.w_user)) != dnnl_success ||
+    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 0, MD(X_USER))) != dnnl_success ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, MD(W_USER))) != dnnl_success ||
              (with_bias &&
-              (st = one_step_bind(s, plan, step, pd, DNNL_ARG_BIAS, ONE_ARG_INPUT, 2, &m.b_user)) != dnnl_success) ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &m.y_user)) != dnnl_success)
+              (st = one_step_bind(s, plan, step, pd, DNNL_ARG_BIAS, ONE_ARG_INPUT, 2, MD(B_USER))) != dnnl_success) ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, MD(Y_USER))) != dnnl_success)
         one_fail(st, reason, cap, "binding convolution arguments");
-    dnnl_primitive_desc_destroy(pd);
+    if (pd != NULL)
+        dnnl_primitive_desc_destroy(pd);
+    one_mds_release(m, N_MDS);
     return st;
 }
 
@@ -132,32 +151,30 @@ static dnnl_status_t build_conv2d_backward_data(one_state *s, const plx_op_call 
                                                 size_t cap)
 {
     conv_geom g;
-    conv_mds m;
+    one_md m[N_MDS];
+    one_mds_clear(m, N_MDS);
     geom_of_call(&g, call);
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    dnnl_convolution_desc_t d;
     one_step *step = NULL;
-    dnnl_status_t st = make_mds(&g, &m);
+    dnnl_status_t st = make_mds(&g, one_dt(&call->inputs[0]), m);
     if (st != dnnl_success)
-        return one_fail(st, reason, cap, "memory descriptor");
-    if ((st = forward_pd(s, &g, &m, false, dnnl_forward_training, &hint)) != dnnl_success)
-        return one_fail(st, reason, cap, "convolution forward (hint) descriptor");
-    st = dnnl_dilated_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &m.x_any, &m.w_any, &m.y_any,
-                                                          g.strides, g.dilates, g.padding, g.padding);
-    if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(&pd, &d, NULL, s->engine, hint);
-    if (st != dnnl_success) {
-        dnnl_primitive_desc_destroy(hint);
-        return one_fail(st, reason, cap, "convolution backward-data descriptor");
-    }
-    if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
+        one_fail(st, reason, cap, "memory descriptor");
+    else if ((st = forward_pd(s, &g, m, false, dnnl_forward_training, false, &hint)) != dnnl_success)
+        one_fail(st, reason, cap, "convolution forward (hint) descriptor");
+    else if ((st = one_conv_bwd_data_pd(&pd, s->engine, MD(X_ANY), MD(W_ANY), MD(Y_ANY), g.strides, g.dilates,
+                                        g.padding, g.padding, hint)) != dnnl_success)
+        one_fail(st, reason, cap, "convolution backward-data descriptor");
+    else if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
         one_fail(st, reason, cap, "convolution backward-data primitive");
-    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, &m.y_user)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, &m.w_user)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, &m.x_user)) != dnnl_success)
+    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, MD(Y_USER))) != dnnl_success ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, MD(W_USER))) != dnnl_success ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, MD(X_USER))) != dnnl_success)
         one_fail(st, reason, cap, "binding convolution backward-data arguments");
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_desc_destroy(hint);
+    if (pd != NULL)
+        dnnl_primitive_desc_destroy(pd);
+    if (hint != NULL)
+        dnnl_primitive_desc_destroy(hint);
+    one_mds_release(m, N_MDS);
     return st;
 }
 
@@ -165,39 +182,46 @@ static dnnl_status_t build_conv2d_backward_weight(one_state *s, const plx_op_cal
                                                   size_t cap)
 {
     conv_geom g;
-    conv_mds m;
+    one_md m[N_MDS];
+    one_mds_clear(m, N_MDS);
     geom_of_call(&g, call);
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    dnnl_convolution_desc_t d;
     one_step *step = NULL;
-    dnnl_status_t st = make_mds(&g, &m);
+    dnnl_status_t st = make_mds(&g, one_dt(&call->inputs[0]), m);
     if (st != dnnl_success)
-        return one_fail(st, reason, cap, "memory descriptor");
-    if ((st = forward_pd(s, &g, &m, false, dnnl_forward_training, &hint)) != dnnl_success)
-        return one_fail(st, reason, cap, "convolution forward (hint) descriptor");
-    st = dnnl_dilated_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &m.x_any, &m.w_any, NULL,
-                                                             &m.y_any, g.strides, g.dilates, g.padding, g.padding);
-    if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(&pd, &d, NULL, s->engine, hint);
-    if (st != dnnl_success) {
-        dnnl_primitive_desc_destroy(hint);
-        return one_fail(st, reason, cap, "convolution backward-weights descriptor");
-    }
-    if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
+        one_fail(st, reason, cap, "memory descriptor");
+    else if ((st = forward_pd(s, &g, m, false, dnnl_forward_training, false, &hint)) != dnnl_success)
+        one_fail(st, reason, cap, "convolution forward (hint) descriptor");
+    else if ((st = one_conv_bwd_weights_pd(&pd, s->engine, MD(X_ANY), MD(W_ANY), NULL, MD(Y_ANY), g.strides, g.dilates,
+                                           g.padding, g.padding, hint)) != dnnl_success)
+        one_fail(st, reason, cap, "convolution backward-weights descriptor");
+    else if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
         one_fail(st, reason, cap, "convolution backward-weights primitive");
-    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, &m.y_user)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 1, &m.x_user)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_WEIGHTS, ONE_ARG_OUTPUT, 0, &m.w_user)) !=
+    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, MD(Y_USER))) != dnnl_success ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 1, MD(X_USER))) != dnnl_success ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_WEIGHTS, ONE_ARG_OUTPUT, 0, MD(W_USER))) !=
                  dnnl_success)
         one_fail(st, reason, cap, "binding convolution backward-weights arguments");
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_desc_destroy(hint);
+    if (pd != NULL)
+        dnnl_primitive_desc_destroy(pd);
+    if (hint != NULL)
+        dnnl_primitive_desc_destroy(hint);
+    one_mds_release(m, N_MDS);
     return st;
 }
 
 static bool check_conv(const plx_op_call *call, char *reason, size_t cap)
 {
     conv_geom g;
+    int32_t activation = activation_of(call);
+#if PLX_ABI_MINOR >= 2
+    if (activation != PLX_ACTIVATION_NONE && activation != PLX_ACTIVATION_RELU) {
+        snprintf(reason, cap, "fused activation %d unknown (relu only)", (int)activation);
+        return false;
+    }
+#else
+    (void)activation;
+#endif
     if (call->op_id != PLX_OP_CONV2D && call->attrs == NULL) {
         snprintf(reason, cap, "backward convolution without attrs");
         return false;
@@ -211,18 +235,20 @@ static bool check_conv(const plx_op_call *call, char *reason, size_t cap)
 }
 
 /* Same multiply-adds for all three: 2 * N*K*P*Q * C/g*R*S. */
-static double estimate_conv(const plx_op_call *call)
+static double estimate_conv(const one_state *s, const plx_op_call *call)
 {
     conv_geom g;
     geom_of_call(&g, call);
     double flops = 2.0 * (double)g.y[0] * (double)g.y[1] * (double)g.y[2] * (double)g.y[3] * (double)g.w[1] *
                    (double)g.w[2] * (double)g.w[3];
-    return CONV_CALL_NS + flops / CONV_FLOPS_PER_NS + one_call_bytes(call) / CONV_REORDER_BYTES_PER_NS;
+    return CONV_CALL_NS + flops / (CONV_FLOPS_PER_NS * one_bf16_speedup(s, call, CONV_BF16_AMX_SPEEDUP)) +
+           one_call_bytes(call) / CONV_REORDER_BYTES_PER_NS;
 }
 
 ONE_FAMILY_TABLE(conv,
-                 {PLX_OP_CONV2D, sizeof(plx_conv2d_attrs), check_conv, build_conv2d, estimate_conv},
-                 {PLX_OP_CONV2D_BACKWARD_DATA, sizeof(plx_conv2d_backward_attrs), check_conv,
+                 {PLX_OP_CONV2D, sizeof(plx_conv2d_attrs), ONE_DT_F32 | ONE_DT_BF16, check_conv, build_conv2d,
+                  estimate_conv},
+                 {PLX_OP_CONV2D_BACKWARD_DATA, sizeof(plx_conv2d_backward_attrs), ONE_DT_F32 | ONE_DT_BF16, check_conv,
                   build_conv2d_backward_data, estimate_conv},
-                 {PLX_OP_CONV2D_BACKWARD_WEIGHT, sizeof(plx_conv2d_backward_attrs), check_conv,
-                  build_conv2d_backward_weight, estimate_conv});
+                 {PLX_OP_CONV2D_BACKWARD_WEIGHT, sizeof(plx_conv2d_backward_attrs), ONE_DT_F32 | ONE_DT_BF16,
+                  check_conv, build_conv2d_backward_weight, estimate_conv});

@@ -1,13 +1,31 @@
 /*
  * onednn.c — the oneDNN backend: descriptor, probe, device, the primitive
  * cache, support query, cost estimate and dispatch over the op family
- * tables (conv.c, matmul.c, pool.c).
+ * tables (conv.c, matmul.c, pool.c, eltwise.c, binary.c, norm.c,
+ * softmax.c, reduce.c).
  *
  * It computes on host memory (tensors are shared with the runtime, never
- * copied). Each (op, shapes, attrs) gets its primitives built once, in the
- * first support query that sees it, and cached in the plugin state; a shape
- * oneDNN cannot build a primitive for is declined there, with oneDNN's
- * status as the reason, and that answer is cached too.
+ * copied). Each (op, dtypes, shapes, attrs) gets its primitives built once,
+ * in the first support query that sees it, and cached in the plugin state;
+ * a call oneDNN cannot build a primitive for is declined there, with
+ * oneDNN's status as the reason, logged once at WARN level (naming the op
+ * and shapes), and that answer is cached too: the router then runs the op
+ * on another backend, or fails it in strict mode. A call for which oneDNN
+ * has only its reference (non-JIT) implementation is declined the same way
+ * (logged at INFO: it is policy, not a failure): that code is 5-100x slower
+ * than cpu_blas (measured: dilated max pooling, softmax and sums over a
+ * middle axis).
+ *
+ * dtypes: f32 everywhere; bf16 (every float tensor of the call bf16) for
+ * the families that say so, only where oneDNN runs bf16 natively
+ * (AVX512-BF16 or AMX, as dnnl_get_effective_cpu_isa reports; that honours
+ * ONEDNN_MAX_CPU_ISA).
+ *
+ * Fault injection, for testing the fallback path: PLEXUS_ONEDNN_FAIL, read
+ * at init, is a comma-separated list of op names ("core.conv2d,core.relu")
+ * whose primitive creation is made to fail as if oneDNN had returned
+ * dnnl_unimplemented. A name that is not an op this plugin implements makes
+ * init fail, saying so.
  *
  * Threads: Debian's libdnnl runs on OpenMP (DNNL_CPU_RUNTIME is OMP).
  * oneDNN sizes its parallel regions from omp_get_max_threads() on the
@@ -35,6 +53,10 @@
 #define ONE_KEY_WORDS 128
 /* Estimated work that justifies one more OpenMP thread. */
 #define ONE_NS_PER_THREAD 100000.0
+/* Each thread past the first adds this fraction of one thread's speed
+ * (bandwidth and fork-join limits; a guess, not measured on an idle
+ * machine: the one this was written on was shared). */
+#define ONE_PARALLEL_EFFICIENCY 0.8
 
 struct one_cache_entry {
     one_cache_entry *next;
@@ -52,9 +74,10 @@ typedef struct family_ref {
 } family_ref;
 
 static const family_ref families[] = {
-    {one_kernels_conv, &one_kernels_conv_count},
-    {one_kernels_matmul, &one_kernels_matmul_count},
-    {one_kernels_pool, &one_kernels_pool_count},
+    {one_kernels_conv, &one_kernels_conv_count},       {one_kernels_matmul, &one_kernels_matmul_count},
+    {one_kernels_pool, &one_kernels_pool_count},       {one_kernels_eltwise, &one_kernels_eltwise_count},
+    {one_kernels_binary, &one_kernels_binary_count},   {one_kernels_norm, &one_kernels_norm_count},
+    {one_kernels_softmax, &one_kernels_softmax_count}, {one_kernels_reduce, &one_kernels_reduce_count},
 };
 
 static const char *const core_names[PLX_OP_CORE_COUNT_] = {
@@ -103,6 +126,8 @@ static size_t make_key(const one_kernel *k, const plx_op_call *call, int64_t *ke
     size_t attr_words = (k->attrs_size + sizeof(int64_t) - 1) / sizeof(int64_t);
     if (n + attr_words > ONE_KEY_WORDS)
         return 0;
+    if (attr_words == 0)
+        return n;
     memset(key + n, 0, attr_words * sizeof(int64_t));
     if (call->attrs != NULL)
         memcpy(key + n, call->attrs, k->attrs_size);
@@ -148,11 +173,48 @@ static void cache_clear(one_state *s)
  * before it runs its static share: small ops are faster on one thread. */
 static int plan_threads(const one_state *s, const one_kernel *k, const plx_op_call *call)
 {
-    double est = k->estimate != NULL ? k->estimate(call) : 0.0;
+    double est = k->estimate != NULL ? k->estimate(s, call) : 0.0;
     double want = est / ONE_NS_PER_THREAD;
     if (!(want >= 1.0))
         return 1;
     return want >= (double)s->threads ? s->threads : (int)want;
+}
+
+/* "f32[2,3,7,9], f32[5]" */
+static void describe_tensors(char *buf, size_t cap, const plx_tensor_desc *t, int32_t n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int32_t i = 0; i < n && used < cap; i++) {
+        const plx_tensor_desc *d = &t[i];
+        const char *dt = plx_dtype_equal(d->dtype, PLX_F32)    ? "f32"
+                         : plx_dtype_equal(d->dtype, PLX_BF16) ? "bf16"
+                         : plx_dtype_equal(d->dtype, PLX_F16)  ? "f16"
+                                                               : "?";
+        int w = snprintf(buf + used, cap - used, "%s%s[", i ? ", " : "", dt);
+        for (int32_t k = 0; w >= 0 && k < d->ndim && used + (size_t)w < cap; k++)
+            w += snprintf(buf + used + w, cap - used - (size_t)w, "%s%lld", k ? "," : "", (long long)d->shape[k]);
+        if (w < 0 || used + (size_t)w >= cap)
+            return;
+        used += (size_t)w;
+        w = snprintf(buf + used, cap - used, "]");
+        if (w < 0)
+            return;
+        used += (size_t)w;
+    }
+}
+
+/* A call declined after trying oneDNN (no primitive, or only reference
+ * code): said once per cached (op, dtypes, shapes, attrs), since the
+ * decline is cached. */
+static void log_decline(const one_state *s, const plx_op_call *call, int level, const char *reason)
+{
+    if (s->host->log == NULL)
+        return;
+    char in[512], out[256];
+    describe_tensors(in, sizeof in, call->inputs, call->n_inputs);
+    describe_tensors(out, sizeof out, call->outputs, call->n_outputs);
+    s->host->log(s->host->host, level, "onednn", "%s(%s) -> (%s): declined: %s", call->op_name, in, out, reason);
 }
 
 /* The cached entry of a call, built on first sight. Caller holds s->lock.
@@ -183,11 +245,29 @@ static one_cache_entry *cache_get(one_state *s, const one_kernel *k, const plx_o
     /* Primitives fix their team size and blocking when made. */
     e->plan.threads = plan_threads(s, k, call);
     omp_set_num_threads(e->plan.threads);
-    if (k->build(s, call, &e->plan, e->reason, sizeof e->reason) != dnnl_success) {
+    dnnl_status_t st;
+    const char *slow = NULL;
+    if (s->fail_op[call->op_id]) {
+        st = one_fail(dnnl_unimplemented, e->reason, sizeof e->reason,
+                      "primitive creation (forced by PLEXUS_ONEDNN_FAIL)");
+    } else if ((st = k->build(s, call, &e->plan, e->reason, sizeof e->reason)) == dnnl_success &&
+               (slow = one_plan_reference_impl(&e->plan)) != NULL) {
+        /* oneDNN's reference code is a plain loop nest, 10-100x slower than
+         * its JIT kernels and than cpu_blas (measured: a softmax over a
+         * middle axis, a sum over a middle axis): never worth routing to. */
+        snprintf(e->reason, sizeof e->reason,
+                 "oneDNN has only its reference implementation (%s) for this call, far slower than its JIT "
+                 "kernels",
+                 slow);
+        st = dnnl_unimplemented;
+    }
+    if (st != dnnl_success) {
         e->declined = true;
         one_plan_free(&e->plan);
         if (e->reason[0] == '\0')
-            snprintf(e->reason, sizeof e->reason, "oneDNN has no primitive for this call");
+            snprintf(e->reason, sizeof e->reason, "oneDNN has no primitive for this call: %s", one_status_name(st));
+        /* A failure is news; choosing not to run reference code is policy. */
+        log_decline(s, call, slow != NULL ? PLX_LOG_INFO : PLX_LOG_WARN, e->reason);
     }
     e->next = s->buckets[bucket];
     s->buckets[bucket] = e;
@@ -204,6 +284,11 @@ static plx_status one_probe(const plx_host_api *host, char *reason, size_t cap)
     if (v == NULL || v->major < 2 || (v->major == 2 && v->minor < 6)) {
         snprintf(reason, cap, "oneDNN %d.%d found, 2.6 or later needed", v != NULL ? v->major : 0,
                  v != NULL ? v->minor : 0);
+        return PLX_UNAVAILABLE;
+    }
+    if (v->major != DNNL_VERSION_MAJOR) {
+        snprintf(reason, cap, "built for oneDNN %d.x, the library loaded is %d.%d.%d", DNNL_VERSION_MAJOR, v->major,
+                 v->minor, v->patch);
         return PLX_UNAVAILABLE;
     }
     return PLX_OK;
@@ -224,6 +309,36 @@ static void one_shutdown(void *state)
         dnnl_engine_destroy(s->engine);
     pthread_mutex_destroy(&s->lock);
     free(s);
+}
+
+/* PLEXUS_ONEDNN_FAIL: comma-separated names of ops this plugin implements. */
+static plx_status parse_fail_ops(one_state *s, const char *list)
+{
+    if (list == NULL || list[0] == '\0')
+        return PLX_OK;
+    const char *p = list;
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        int32_t found = -1;
+        for (int32_t id = 0; id < PLX_OP_CORE_COUNT_ && found < 0; id++)
+            if (kernel_for(id) != NULL && strlen(core_names[id]) == len && strncmp(core_names[id], p, len) == 0)
+                found = id;
+        if (found < 0)
+            return s->host->set_error(s->host->host, PLX_INVALID_ARGUMENT,
+                                      "onednn: PLEXUS_ONEDNN_FAIL=\"%s\": \"%.*s\" is not an op this plugin implements "
+                                      "(expected comma-separated names such as core.conv2d)",
+                                      list, (int)len, p);
+        s->fail_op[found] = true;
+        if (s->host->log != NULL)
+            s->host->log(s->host->host, PLX_LOG_WARN, "onednn",
+                         "PLEXUS_ONEDNN_FAIL: primitive creation for %s will fail (fault injection)",
+                         core_names[found]);
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return PLX_OK;
 }
 
 static plx_status one_init(const plx_host_api *host, void **state)
@@ -261,8 +376,21 @@ static plx_status one_init(const plx_host_api *host, void **state)
                                one_status_name(st));
     }
     for (int32_t id = 0; id < PLX_OP_CORE_COUNT_; id++)
-        if (kernel_for(id) != NULL && s->n_names < sizeof s->names / sizeof s->names[0])
+        if (kernel_for(id) != NULL)
             s->names[s->n_names++] = core_names[id];
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    s->bf16 = one_isa_has_bf16(isa);
+    s->amx = one_isa_has_amx(isa);
+    const char *isa_name = one_isa_name(isa);
+    if (isa_name != NULL)
+        snprintf(s->isa_name, sizeof s->isa_name, "%s", isa_name);
+    else
+        snprintf(s->isa_name, sizeof s->isa_name, "oneDNN ISA 0x%x", (unsigned)isa);
+    plx_status parsed = parse_fail_ops(s, getenv("PLEXUS_ONEDNN_FAIL"));
+    if (parsed != PLX_OK) {
+        one_shutdown(s);
+        return parsed;
+    }
     *state = s;
     return PLX_OK;
 }
@@ -296,33 +424,57 @@ static const char *const *one_op_names(void *state, size_t *count)
     return s->names;
 }
 
-/* Checks that need no oneDNN: op known, every tensor f32 and non-empty,
- * the family's own attr/shape rules. */
-static const one_kernel *precheck(int32_t device, const plx_op_call *call, char *reason, size_t cap)
+static const char *dtype_text(plx_dtype t, char *buf, size_t cap)
+{
+    const char *prefix = t.code == PLX_DTYPE_CODE_FLOAT    ? "f"
+                         : t.code == PLX_DTYPE_CODE_BFLOAT ? "bf"
+                         : t.code == PLX_DTYPE_CODE_INT    ? "i"
+                         : t.code == PLX_DTYPE_CODE_UINT   ? "u"
+                         : t.code == PLX_DTYPE_CODE_BOOL   ? "bool"
+                                                           : "code";
+    snprintf(buf, cap, "%s%d", prefix, (int)t.bits);
+    return buf;
+}
+
+/* Checks that need no oneDNN: op known, every tensor of one supported
+ * float dtype and non-empty, the family's own attr/shape rules. */
+static const one_kernel *precheck(const one_state *s, int32_t device, const plx_op_call *call, char *reason, size_t cap)
 {
     const one_kernel *k = device == 0 ? kernel_for(call->op_id) : NULL;
     if (k == NULL) {
         snprintf(reason, cap, "op not implemented");
         return NULL;
     }
+    const plx_tensor_desc *first = call->n_inputs > 0 ? &call->inputs[0] : &call->outputs[0];
+    const bool bf16 = plx_dtype_equal(first->dtype, PLX_BF16);
+    char b[16];
     for (int32_t i = 0; i < call->n_inputs + call->n_outputs; i++) {
         bool is_input = i < call->n_inputs;
         const plx_tensor_desc *d = is_input ? &call->inputs[i] : &call->outputs[i - call->n_inputs];
         int index = is_input ? (int)i : (int)(i - call->n_inputs);
-        if (!plx_dtype_equal(d->dtype, PLX_F32)) {
-            snprintf(reason, cap, "only f32 (%s %d is %s%d)", is_input ? "input" : "output", index,
-                     d->dtype.code == PLX_DTYPE_CODE_FLOAT    ? "f"
-                     : d->dtype.code == PLX_DTYPE_CODE_BFLOAT ? "bf"
-                     : d->dtype.code == PLX_DTYPE_CODE_INT    ? "i"
-                     : d->dtype.code == PLX_DTYPE_CODE_UINT   ? "u"
-                                                              : "code",
-                     (int)d->dtype.bits);
+        if (!plx_dtype_equal(d->dtype, PLX_F32) && !plx_dtype_equal(d->dtype, PLX_BF16)) {
+            snprintf(reason, cap, "only f32 or bf16 (%s %d is %s)", is_input ? "input" : "output", index,
+                     dtype_text(d->dtype, b, sizeof b));
+            return NULL;
+        }
+        if (plx_dtype_equal(d->dtype, PLX_BF16) != bf16) {
+            snprintf(reason, cap, "mixed f32 and bf16 tensors (%s %d is %s)", is_input ? "input" : "output", index,
+                     dtype_text(d->dtype, b, sizeof b));
             return NULL;
         }
         if (plx_desc_numel(d) == 0) {
             snprintf(reason, cap, "empty %s %d", is_input ? "input" : "output", index);
             return NULL;
         }
+    }
+    if (bf16 && (k->dtypes & ONE_DT_BF16) == 0) {
+        snprintf(reason, cap, "only f32 for %s (bf16 is taken by conv2d, matmul, pooling, eltwise and binary ops)",
+                 call->op_name);
+        return NULL;
+    }
+    if (bf16 && !s->bf16) {
+        snprintf(reason, cap, "bf16 needs a CPU with AVX512-BF16 (this one: %s)", s->isa_name);
+        return NULL;
     }
     if (k->check != NULL && !k->check(call, reason, cap))
         return NULL;
@@ -332,7 +484,7 @@ static const one_kernel *precheck(int32_t device, const plx_op_call *call, char 
 static int32_t one_supports(void *state, int32_t device, const plx_op_call *call, char *reason, size_t cap)
 {
     one_state *s = state;
-    const one_kernel *k = precheck(device, call, reason, cap);
+    const one_kernel *k = precheck(s, device, call, reason, cap);
     if (k == NULL)
         return 0;
     pthread_mutex_lock(&s->lock);
@@ -344,18 +496,23 @@ static int32_t one_supports(void *state, int32_t device, const plx_op_call *call
     return yes;
 }
 
+/* The family's one-thread estimate, divided by the speed-up of the team
+ * the plan runs with. */
 static double one_estimate_ns(void *state, int32_t device, const plx_op_call *call)
 {
-    (void)state;
+    const one_state *s = state;
     const one_kernel *k = device == 0 ? kernel_for(call->op_id) : NULL;
-    return k != NULL && k->estimate != NULL ? k->estimate(call) : -1.0;
+    if (k == NULL || k->estimate == NULL)
+        return -1.0;
+    int threads = plan_threads(s, k, call);
+    return k->estimate(s, call) / (1.0 + ONE_PARALLEL_EFFICIENCY * (double)(threads - 1));
 }
 
 static plx_status one_run(void *state, int32_t device, const plx_op_call *call)
 {
     one_state *s = state;
     char reason[256] = "";
-    const one_kernel *k = precheck(device, call, reason, sizeof reason);
+    const one_kernel *k = precheck(s, device, call, reason, sizeof reason);
     if (k == NULL)
         return s->host->set_error(s->host->host, PLX_UNSUPPORTED, "onednn: %s: %s", call->op_name, reason);
     pthread_mutex_lock(&s->lock);
@@ -386,13 +543,30 @@ static const plx_backend_api one_backend = {
     .run = one_run,
 };
 
+/* The plugin's own version, then the oneDNN library's ("0.2.0+onednn-2.6.3"):
+ * calibration caches are keyed by it, and a different oneDNN times
+ * differently. Filled once, by the first plx_plugin_entry call (the
+ * library's version is a constant of the process). */
+#define ONE_PLUGIN_VERSION "0.2.0"
+static char one_version[48] = ONE_PLUGIN_VERSION;
+static pthread_once_t one_version_once = PTHREAD_ONCE_INIT;
+
+static void set_version(void)
+{
+    const dnnl_version_t *v = dnnl_version();
+    if (v != NULL)
+        snprintf(one_version, sizeof one_version, "%s+onednn-%d.%d.%d", ONE_PLUGIN_VERSION, v->major, v->minor,
+                 v->patch);
+}
+
 static const plx_plugin_desc one_plugin = {
     .struct_size = sizeof(plx_plugin_desc),
     .abi_major = PLX_ABI_MAJOR,
     .abi_minor = PLX_ABI_MINOR,
     .name = "onednn",
-    .version = "0.1.0",
-    .description = "oneDNN CPU backend: f32 convolutions, pooling and matmul (NCHW, plain layouts at the edges)",
+    .version = one_version,
+    .description = "oneDNN CPU backend: convolutions, matmul, pooling, eltwise, binary, batch/layer norm, softmax and "
+                   "reductions in f32 (bf16 where the CPU has it), plain layouts at the edges",
     .probe = one_probe,
     .init = one_init,
     .shutdown = one_shutdown,
@@ -401,5 +575,6 @@ static const plx_plugin_desc one_plugin = {
 
 PLX_EXPORT const plx_plugin_desc *plx_plugin_entry(void)
 {
+    pthread_once(&one_version_once, set_version);
     return &one_plugin;
 }

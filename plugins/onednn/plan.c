@@ -1,14 +1,14 @@
 /*
- * plan.c — building and running the onednn plugin's execution plans: a
- * primitive (or two, for max-pool backward) with its arguments bound to the
- * call's tensors, plus the reorders between the plain layouts the runtime
- * uses and any blocked layout a primitive prefers.
+ * plan.c — building and running the onednn plugin's execution plans: up to
+ * three steps (a primitive or a host step in C), each primitive with its
+ * arguments bound to the call's tensors or to plan temporaries, plus the
+ * reorders between the plain layouts the runtime uses and any blocked
+ * layout a primitive prefers.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <dnnl_debug.h>
 #include <omp.h>
 
 #include "onednn.h"
@@ -27,40 +27,87 @@ dnnl_status_t one_fail(dnnl_status_t st, char *reason, size_t cap, const char *w
 
 double one_call_bytes(const plx_op_call *call)
 {
-    double elems = 0.0;
+    double bytes = 0.0;
     for (int32_t i = 0; i < call->n_inputs; i++)
-        elems += (double)plx_desc_numel(&call->inputs[i]);
+        bytes += (double)plx_desc_numel(&call->inputs[i]) * (double)plx_dtype_size(call->inputs[i].dtype);
     for (int32_t i = 0; i < call->n_outputs; i++)
-        elems += (double)plx_desc_numel(&call->outputs[i]);
-    return elems * (double)sizeof(float);
+        bytes += (double)plx_desc_numel(&call->outputs[i]) * (double)plx_dtype_size(call->outputs[i].dtype);
+    return bytes;
 }
 
-dnnl_status_t one_md_plain(dnnl_memory_desc_t *md, int ndims, const int64_t *dims)
+double one_estimate_memory_bound(const plx_op_call *call, double passes)
+{
+    return ONE_CALL_NS + passes * one_call_bytes(call) / ONE_BYTES_PER_NS;
+}
+
+double one_bf16_speedup(const one_state *s, const plx_op_call *call, double with_amx)
+{
+    if (!plx_dtype_equal(call->inputs[0].dtype, PLX_BF16))
+        return 1.0;
+    return s->amx ? with_amx : 1.5;
+}
+
+dnnl_data_type_t one_dt(const plx_tensor_desc *t)
+{
+    return t->dtype.code == PLX_DTYPE_CODE_BFLOAT ? dnnl_bf16 : dnnl_f32;
+}
+
+dnnl_status_t one_md_plain(one_md *md, int ndims, const int64_t *dims, dnnl_data_type_t dt)
 {
     dnnl_dims_t d, strides;
     int64_t stride = 1;
+    if (ndims == 0) {
+        d[0] = 1;
+        strides[0] = 1;
+        return one_md_strides(md, 1, d, dt, strides);
+    }
     for (int i = ndims - 1; i >= 0; i--) {
         d[i] = dims[i];
         strides[i] = stride;
         stride *= dims[i];
     }
-    return dnnl_memory_desc_init_by_strides(md, ndims, d, dnnl_f32, strides);
+    return one_md_strides(md, ndims, d, dt, strides);
 }
 
-dnnl_status_t one_md_any(dnnl_memory_desc_t *md, int ndims, const int64_t *dims)
+dnnl_status_t one_md_any(one_md *md, int ndims, const int64_t *dims, dnnl_data_type_t dt)
 {
     dnnl_dims_t d;
     for (int i = 0; i < ndims; i++)
         d[i] = dims[i];
-    return dnnl_memory_desc_init_by_tag(md, ndims, d, dnnl_f32, dnnl_format_tag_any);
+    return one_md_tag(md, ndims, d, dt, dnnl_format_tag_any);
+}
+
+void one_mds_clear(one_md *mds, int n)
+{
+    for (int i = 0; i < n; i++)
+        one_md_clear(&mds[i]);
+}
+
+void one_mds_release(one_md *mds, int n)
+{
+    for (int i = 0; i < n; i++)
+        one_md_release(&mds[i]);
+}
+
+bool one_pd_takes(const_dnnl_primitive_desc_t pd, int dnnl_arg)
+{
+    return one_md_ndims(one_pd_arg_md(pd, dnnl_arg)) > 0;
+}
+
+static one_step *next_step(one_plan *plan)
+{
+    if (plan->n_steps >= ONE_MAX_STEPS)
+        return NULL;
+    one_step *step = &plan->steps[plan->n_steps];
+    memset(step, 0, sizeof *step);
+    return step;
 }
 
 dnnl_status_t one_plan_add_step(one_plan *plan, const_dnnl_primitive_desc_t pd, one_step **out)
 {
-    if (plan->n_steps >= ONE_MAX_STEPS)
+    one_step *step = next_step(plan);
+    if (step == NULL)
         return dnnl_invalid_arguments;
-    one_step *step = &plan->steps[plan->n_steps];
-    memset(step, 0, sizeof *step);
     dnnl_status_t st = dnnl_primitive_create(&step->prim, pd);
     if (st != dnnl_success) {
         step->prim = NULL;
@@ -71,11 +118,32 @@ dnnl_status_t one_plan_add_step(one_plan *plan, const_dnnl_primitive_desc_t pd, 
     return dnnl_success;
 }
 
-static dnnl_status_t make_reorder(const one_state *s, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
-                                  dnnl_primitive_t *out)
+dnnl_status_t one_plan_add_host(one_plan *plan, one_host_fn fn)
+{
+    one_step *step = next_step(plan);
+    if (step == NULL)
+        return dnnl_invalid_arguments;
+    step->host = fn;
+    plan->n_steps++;
+    return dnnl_success;
+}
+
+dnnl_status_t one_plan_temp(one_plan *plan, int index, one_md_ref md)
+{
+    if (index < 0 || index >= ONE_MAX_TEMPS || index < plan->n_temps)
+        return dnnl_invalid_arguments;
+    for (int t = plan->n_temps; t < index; t++)
+        one_md_clear(&plan->temp_md[t]);
+    dnnl_status_t st = one_md_copy(&plan->temp_md[index], md);
+    if (st == dnnl_success)
+        plan->n_temps = index + 1;
+    return st;
+}
+
+static dnnl_status_t make_reorder(const one_state *s, one_md_ref from, one_md_ref to, dnnl_primitive_t *out)
 {
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, from, s->engine, to, s->engine, NULL);
+    dnnl_status_t st = one_reorder_pd(&pd, s->engine, from, to);
     if (st != dnnl_success)
         return st;
     st = dnnl_primitive_create(out, pd);
@@ -86,53 +154,74 @@ static dnnl_status_t make_reorder(const one_state *s, const dnnl_memory_desc_t *
 }
 
 dnnl_status_t one_step_bind(const one_state *s, one_plan *plan, one_step *step, const_dnnl_primitive_desc_t pd,
-                            int dnnl_arg, int kind, int index, const dnnl_memory_desc_t *user_md)
+                            int dnnl_arg, int kind, int index, one_md_ref user_md)
 {
     if (step->n_args >= ONE_MAX_ARGS)
         return dnnl_invalid_arguments;
-    const dnnl_memory_desc_t *prim_md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, dnnl_arg);
-    if (prim_md == NULL || prim_md->ndims == 0)
+    one_md_ref prim_md = one_pd_arg_md(pd, dnnl_arg);
+    if (one_md_ndims(prim_md) == 0)
         return dnnl_invalid_arguments;
     one_arg *a = &step->args[step->n_args];
     memset(a, 0, sizeof *a);
+    one_md_clear(&a->user_md);
+    one_md_clear(&a->prim_md);
     a->dnnl_arg = dnnl_arg;
     a->kind = kind;
     a->index = index;
-    a->prim_md = *prim_md;
+    /* Counted from here on, so one_plan_free releases what is made below. */
+    step->n_args++;
+    dnnl_status_t st = one_md_copy(&a->prim_md, prim_md);
+    if (st != dnnl_success)
+        return st;
     if (kind == ONE_ARG_TEMP) {
         if (index < 0 || index >= ONE_MAX_TEMPS)
             return dnnl_invalid_arguments;
         if (index >= plan->n_temps) {
-            plan->temp_md[index] = *prim_md;
-            plan->n_temps = index + 1;
-        } else if (!dnnl_memory_desc_equal(&plan->temp_md[index], prim_md)) {
+            if ((st = one_plan_temp(plan, index, prim_md)) != dnnl_success)
+                return st;
+        } else if (!one_md_equal(one_ref(&plan->temp_md[index]), prim_md)) {
             return dnnl_invalid_arguments; /* producer and consumer disagree on the layout */
         }
-        a->user_md = *prim_md;
-    } else {
-        a->user_md = *user_md;
-        if (!dnnl_memory_desc_equal(user_md, prim_md)) {
-            dnnl_status_t st = kind == ONE_ARG_INPUT ? make_reorder(s, user_md, prim_md, &a->reorder)
-                                                     : make_reorder(s, prim_md, user_md, &a->reorder);
-            if (st != dnnl_success)
-                return st;
-        }
+        return one_md_copy(&a->user_md, prim_md);
     }
-    step->n_args++;
-    return dnnl_success;
+    if ((st = one_md_copy(&a->user_md, user_md)) != dnnl_success)
+        return st;
+    if (!one_md_equal(user_md, prim_md))
+        st = kind == ONE_ARG_INPUT ? make_reorder(s, user_md, prim_md, &a->reorder)
+                                   : make_reorder(s, prim_md, user_md, &a->reorder);
+    return st;
+}
+
+const char *one_plan_reference_impl(const one_plan *plan)
+{
+    for (int i = 0; i < plan->n_steps; i++) {
+        const_dnnl_primitive_desc_t pd = NULL;
+        if (plan->steps[i].prim == NULL ||
+            dnnl_primitive_get_primitive_desc(plan->steps[i].prim, &pd) != dnnl_success || pd == NULL)
+            continue;
+        const char *impl = one_pd_impl(pd);
+        if (strncmp(impl, "ref", 3) == 0)
+            return impl;
+    }
+    return NULL;
 }
 
 void one_plan_free(one_plan *plan)
 {
     for (int i = 0; i < ONE_MAX_STEPS; i++) {
         one_step *step = &plan->steps[i];
-        for (int j = 0; j < step->n_args && j < ONE_MAX_ARGS; j++)
+        for (int j = 0; j < step->n_args && j < ONE_MAX_ARGS; j++) {
             if (step->args[j].reorder != NULL)
                 dnnl_primitive_destroy(step->args[j].reorder);
+            one_md_release(&step->args[j].user_md);
+            one_md_release(&step->args[j].prim_md);
+        }
         if (step->prim != NULL)
             dnnl_primitive_destroy(step->prim);
         memset(step, 0, sizeof *step);
     }
+    for (int t = 0; t < plan->n_temps && t < ONE_MAX_TEMPS; t++)
+        one_md_release(&plan->temp_md[t]);
     plan->n_steps = 0;
     plan->n_temps = 0;
 }
@@ -155,8 +244,7 @@ static void *scratch_alloc(run_scratch *r, size_t bytes)
     return p;
 }
 
-static dnnl_status_t scratch_memory(const one_state *s, run_scratch *r, const dnnl_memory_desc_t *md, void *ptr,
-                                    dnnl_memory_t *out)
+static dnnl_status_t scratch_memory(const one_state *s, run_scratch *r, one_md_ref md, void *ptr, dnnl_memory_t *out)
 {
     dnnl_status_t st = dnnl_memory_create(out, md, s->engine, ptr);
     if (st == dnnl_success)
@@ -191,22 +279,37 @@ plx_status one_plan_execute(one_state *s, const one_plan *plan, const plx_op_cal
     plx_status result = PLX_OK;
     dnnl_status_t st = dnnl_success;
     dnnl_memory_t temps[ONE_MAX_TEMPS] = {NULL};
+    void *temp_ptrs[ONE_MAX_TEMPS] = {NULL};
     /* oneDNN sizes its OpenMP teams from the calling thread's ICV: set it
      * on whichever thread calls us, as it was when the plan was built. */
     omp_set_num_threads(plan->threads);
     for (int t = 0; t < plan->n_temps; t++) {
-        void *p = scratch_alloc(&r, dnnl_memory_desc_get_size(&plan->temp_md[t]));
+        one_md_ref md = one_ref(&plan->temp_md[t]);
+        if (one_md_ndims(md) == 0)
+            continue; /* an index no step uses */
+        void *p = scratch_alloc(&r, one_md_size(md));
         if (p == NULL) {
             result = exec_fail(s, call, dnnl_out_of_memory, "allocating a temporary");
             goto done;
         }
-        if ((st = scratch_memory(s, &r, &plan->temp_md[t], p, &temps[t])) != dnnl_success) {
+        temp_ptrs[t] = p;
+        if ((st = scratch_memory(s, &r, md, p, &temps[t])) != dnnl_success) {
             result = exec_fail(s, call, st, "creating a temporary's memory");
             goto done;
         }
     }
     for (int i = 0; i < plan->n_steps; i++) {
         const one_step *step = &plan->steps[i];
+        if (step->prim == NULL) {
+            /* Host steps read what earlier primitives wrote. */
+            if ((st = dnnl_stream_wait(s->stream)) != dnnl_success) {
+                result = exec_fail(s, call, st, "waiting for the stream");
+                goto done;
+            }
+            if ((result = step->host(s, call, temp_ptrs)) != PLX_OK)
+                goto done;
+            continue;
+        }
         dnnl_exec_arg_t args[ONE_MAX_ARGS];
         dnnl_memory_t user[ONE_MAX_ARGS] = {NULL};
         for (int j = 0; j < step->n_args; j++) {
@@ -217,23 +320,24 @@ plx_status one_plan_execute(one_state *s, const one_plan *plan, const plx_op_cal
                 continue;
             }
             const plx_tensor_desc *t = a->kind == ONE_ARG_INPUT ? &call->inputs[a->index] : &call->outputs[a->index];
-            if ((st = scratch_memory(s, &r, &a->user_md, plx_desc_ptr(t), &user[j])) != dnnl_success) {
+            if ((st = scratch_memory(s, &r, one_ref(&a->user_md), plx_desc_ptr(t), &user[j])) != dnnl_success) {
                 result = exec_fail(s, call, st, "wrapping a tensor");
                 goto done;
             }
             args[j].memory = user[j];
             if (a->reorder == NULL)
                 continue;
-            void *p = scratch_alloc(&r, dnnl_memory_desc_get_size(&a->prim_md));
+            void *p = scratch_alloc(&r, one_md_size(one_ref(&a->prim_md)));
             if (p == NULL) {
                 result = exec_fail(s, call, dnnl_out_of_memory, "allocating a reorder buffer");
                 goto done;
             }
-            if ((st = scratch_memory(s, &r, &a->prim_md, p, &args[j].memory)) != dnnl_success) {
+            if ((st = scratch_memory(s, &r, one_ref(&a->prim_md), p, &args[j].memory)) != dnnl_success) {
                 result = exec_fail(s, call, st, "creating a reorder buffer's memory");
                 goto done;
             }
-            if (a->kind == ONE_ARG_INPUT && (st = run_reorder(s, a->reorder, user[j], args[j].memory)) != dnnl_success) {
+            if (a->kind == ONE_ARG_INPUT &&
+                (st = run_reorder(s, a->reorder, user[j], args[j].memory)) != dnnl_success) {
                 result = exec_fail(s, call, st, "reordering an input");
                 goto done;
             }

@@ -1,7 +1,7 @@
 /*
  * onednn kernels of the pool family: core.max_pool2d, core.avg_pool2d and
- * their backward ops, NCHW, through oneDNN's pooling_v2 (which has
- * dilation; oneDNN's dilation is PyTorch's minus one).
+ * their backward ops, NCHW, f32 or bf16, through oneDNN's pooling_v2
+ * (pooling in 3.x), which has dilation (oneDNN's is PyTorch's minus one).
  *
  * Where the semantics meet PyTorch's:
  *  - padding_r is chosen so oneDNN's output size equals PyTorch's: the
@@ -25,8 +25,13 @@
 #include "onednn.h"
 
 #define POOL_CALL_NS 500.0
-/* Memory-bound: bytes read and written per ns. */
+/* Memory-bound: bytes read and written per ns on one thread, measured on
+ * [8,64,56,56] 2x2/2: max forward 9.2, avg backward 15.7, and max backward
+ * (counting the forward it recomputes) 3 to 6 over runs: its scatter through the
+ * workspace is slow. */
 #define POOL_BYTES_PER_NS 10.0
+#define POOL_AVG_BACKWARD_BYTES_PER_NS 15.0
+#define POOL_MAX_BACKWARD_BYTES_PER_NS 4.5
 
 typedef struct pool_geom {
     int64_t x[4], y[4];
@@ -103,35 +108,36 @@ static dnnl_alg_kind_t pool_alg(const pool_geom *g)
     return g->include_pad ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding;
 }
 
-static dnnl_status_t forward_pd(const one_state *s, const pool_geom *g, const dnnl_memory_desc_t *x_md,
-                                const dnnl_memory_desc_t *y_md, dnnl_prop_kind_t prop, dnnl_primitive_desc_t *pd)
+static dnnl_status_t forward_pd(const one_state *s, const pool_geom *g, one_md_ref x_md, one_md_ref y_md,
+                                dnnl_prop_kind_t prop, dnnl_primitive_desc_t *pd)
 {
-    dnnl_pooling_v2_desc_t d;
-    dnnl_status_t st = dnnl_pooling_v2_forward_desc_init(&d, prop, pool_alg(g), x_md, y_md, g->strides, g->kernel,
-                                                         g->dilation, g->pad_l, g->pad_r);
-    if (st != dnnl_success)
-        return st;
-    return dnnl_primitive_desc_create(pd, &d, NULL, s->engine, NULL);
+    return one_pool_fwd_pd(pd, s->engine, prop, pool_alg(g), x_md, y_md, g->strides, g->kernel, g->dilation, g->pad_l,
+                           g->pad_r);
 }
 
 static dnnl_status_t build_forward(one_state *s, const plx_op_call *call, one_plan *plan, char *reason, size_t cap)
 {
     pool_geom g;
     geom_of_call(&g, call);
-    dnnl_memory_desc_t x_md, y_md;
+    one_md m[2];
+    one_mds_clear(m, 2);
+    dnnl_data_type_t dt = one_dt(&call->inputs[0]);
     dnnl_primitive_desc_t pd = NULL;
     one_step *step = NULL;
     dnnl_status_t st;
-    if ((st = one_md_plain(&x_md, 4, g.x)) != dnnl_success || (st = one_md_plain(&y_md, 4, g.y)) != dnnl_success)
-        return one_fail(st, reason, cap, "memory descriptor");
-    if ((st = forward_pd(s, &g, &x_md, &y_md, dnnl_forward_inference, &pd)) != dnnl_success)
-        return one_fail(st, reason, cap, "pooling forward descriptor");
-    if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
+    if ((st = one_md_plain(&m[0], 4, g.x, dt)) != dnnl_success ||
+        (st = one_md_plain(&m[1], 4, g.y, dt)) != dnnl_success)
+        one_fail(st, reason, cap, "memory descriptor");
+    else if ((st = forward_pd(s, &g, one_ref(&m[0]), one_ref(&m[1]), dnnl_forward_inference, &pd)) != dnnl_success)
+        one_fail(st, reason, cap, "pooling forward descriptor");
+    else if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
         one_fail(st, reason, cap, "pooling forward primitive");
-    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 0, &x_md)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &y_md)) != dnnl_success)
+    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 0, one_ref(&m[0]))) != dnnl_success ||
+             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, one_ref(&m[1]))) != dnnl_success)
         one_fail(st, reason, cap, "binding pooling arguments");
-    dnnl_primitive_desc_destroy(pd);
+    if (pd != NULL)
+        dnnl_primitive_desc_destroy(pd);
+    one_mds_release(m, 2);
     return st;
 }
 
@@ -141,27 +147,25 @@ static dnnl_status_t build_backward(one_state *s, const plx_op_call *call, one_p
 {
     pool_geom g;
     geom_of_call(&g, call);
-    dnnl_memory_desc_t x_md, y_md;
+    one_md m[2];
+    one_mds_clear(m, 2);
+    dnnl_data_type_t dt = one_dt(&call->inputs[0]);
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    dnnl_pooling_v2_desc_t d;
     one_step *fwd = NULL, *bwd = NULL;
     dnnl_status_t st;
-    if ((st = one_md_plain(&x_md, 4, g.x)) != dnnl_success || (st = one_md_plain(&y_md, 4, g.y)) != dnnl_success)
-        return one_fail(st, reason, cap, "memory descriptor");
-    if ((st = forward_pd(s, &g, &x_md, &y_md, dnnl_forward_training, &hint)) != dnnl_success)
-        return one_fail(st, reason, cap, "pooling forward (training) descriptor");
-    st = dnnl_pooling_v2_backward_desc_init(&d, pool_alg(&g), &x_md, &y_md, g.strides, g.kernel, g.dilation, g.pad_l,
-                                            g.pad_r);
-    if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(&pd, &d, NULL, s->engine, hint);
-    if (st != dnnl_success) {
-        dnnl_primitive_desc_destroy(hint);
-        return one_fail(st, reason, cap, "pooling backward descriptor");
-    }
-    if (g.is_max) {
+    if ((st = one_md_plain(&m[0], 4, g.x, dt)) != dnnl_success ||
+        (st = one_md_plain(&m[1], 4, g.y, dt)) != dnnl_success)
+        one_fail(st, reason, cap, "memory descriptor");
+    else if ((st = forward_pd(s, &g, one_ref(&m[0]), one_ref(&m[1]), dnnl_forward_training, &hint)) != dnnl_success)
+        one_fail(st, reason, cap, "pooling forward (training) descriptor");
+    else if ((st = one_pool_bwd_pd(&pd, s->engine, pool_alg(&g), one_ref(&m[0]), one_ref(&m[1]), g.strides, g.kernel,
+                                   g.dilation, g.pad_l, g.pad_r, hint)) != dnnl_success)
+        one_fail(st, reason, cap, "pooling backward descriptor");
+    else if (g.is_max) {
         if ((st = one_plan_add_step(plan, hint, &fwd)) != dnnl_success)
             one_fail(st, reason, cap, "pooling forward (training) primitive");
-        else if ((st = one_step_bind(s, plan, fwd, hint, DNNL_ARG_SRC, ONE_ARG_INPUT, 1, &x_md)) != dnnl_success ||
+        else if ((st = one_step_bind(s, plan, fwd, hint, DNNL_ARG_SRC, ONE_ARG_INPUT, 1, one_ref(&m[0]))) !=
+                     dnnl_success ||
                  (st = one_step_bind(s, plan, fwd, hint, DNNL_ARG_DST, ONE_ARG_TEMP, 0, NULL)) != dnnl_success ||
                  (st = one_step_bind(s, plan, fwd, hint, DNNL_ARG_WORKSPACE, ONE_ARG_TEMP, 1, NULL)) != dnnl_success)
             one_fail(st, reason, cap, "binding pooling forward (training) arguments");
@@ -169,29 +173,43 @@ static dnnl_status_t build_backward(one_state *s, const plx_op_call *call, one_p
     if (st == dnnl_success) {
         if ((st = one_plan_add_step(plan, pd, &bwd)) != dnnl_success)
             one_fail(st, reason, cap, "pooling backward primitive");
-        else if ((st = one_step_bind(s, plan, bwd, pd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, &y_md)) != dnnl_success ||
+        else if ((st = one_step_bind(s, plan, bwd, pd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, one_ref(&m[1]))) !=
+                     dnnl_success ||
                  (g.is_max &&
                   (st = one_step_bind(s, plan, bwd, pd, DNNL_ARG_WORKSPACE, ONE_ARG_TEMP, 1, NULL)) != dnnl_success) ||
-                 (st = one_step_bind(s, plan, bwd, pd, DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, &x_md)) != dnnl_success)
+                 (st = one_step_bind(s, plan, bwd, pd, DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, one_ref(&m[0]))) !=
+                     dnnl_success)
             one_fail(st, reason, cap, "binding pooling backward arguments");
     }
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_desc_destroy(hint);
+    if (pd != NULL)
+        dnnl_primitive_desc_destroy(pd);
+    if (hint != NULL)
+        dnnl_primitive_desc_destroy(hint);
+    one_mds_release(m, 2);
     return st;
 }
 
 /* Bytes moved; max backward also recomputes the forward (x, y, workspace). */
-static double estimate_pool(const plx_op_call *call)
+static double estimate_pool(const one_state *s, const plx_op_call *call)
 {
+    (void)s;
     double bytes = one_call_bytes(call);
-    if (call->op_id == PLX_OP_MAX_POOL2D_BACKWARD)
-        bytes += (double)plx_desc_numel(&call->inputs[1]) * sizeof(float) +
-                 2.0 * (double)plx_desc_numel(&call->inputs[0]) * sizeof(float);
+    if (call->op_id == PLX_OP_MAX_POOL2D_BACKWARD) {
+        bytes += ((double)plx_desc_numel(&call->inputs[1]) + 2.0 * (double)plx_desc_numel(&call->inputs[0])) *
+                 (double)plx_dtype_size(call->inputs[0].dtype);
+        return POOL_CALL_NS + bytes / POOL_MAX_BACKWARD_BYTES_PER_NS;
+    }
+    if (call->op_id == PLX_OP_AVG_POOL2D_BACKWARD)
+        return POOL_CALL_NS + bytes / POOL_AVG_BACKWARD_BYTES_PER_NS;
     return POOL_CALL_NS + bytes / POOL_BYTES_PER_NS;
 }
 
 ONE_FAMILY_TABLE(pool,
-                 {PLX_OP_MAX_POOL2D, sizeof(plx_pool2d_attrs), check_pool, build_forward, estimate_pool},
-                 {PLX_OP_MAX_POOL2D_BACKWARD, sizeof(plx_pool2d_attrs), check_pool, build_backward, estimate_pool},
-                 {PLX_OP_AVG_POOL2D, sizeof(plx_pool2d_attrs), check_pool, build_forward, estimate_pool},
-                 {PLX_OP_AVG_POOL2D_BACKWARD, sizeof(plx_pool2d_attrs), check_pool, build_backward, estimate_pool});
+                 {PLX_OP_MAX_POOL2D, sizeof(plx_pool2d_attrs), ONE_DT_F32 | ONE_DT_BF16, check_pool, build_forward,
+                  estimate_pool},
+                 {PLX_OP_MAX_POOL2D_BACKWARD, sizeof(plx_pool2d_attrs), ONE_DT_F32 | ONE_DT_BF16, check_pool,
+                  build_backward, estimate_pool},
+                 {PLX_OP_AVG_POOL2D, sizeof(plx_pool2d_attrs), ONE_DT_F32 | ONE_DT_BF16, check_pool, build_forward,
+                  estimate_pool},
+                 {PLX_OP_AVG_POOL2D_BACKWARD, sizeof(plx_pool2d_attrs), ONE_DT_F32 | ONE_DT_BF16, check_pool,
+                  build_backward, estimate_pool});

@@ -66,7 +66,8 @@
 const char cli_bench_usage[] =
     "bench --ops [--op NAME[,NAME...]] [--quick] [--list] [--backends A,B] [--json] [--svg FILE]\n"
     "  plexus bench --model MODEL.json [--steps N] [--warmup N] [--data DIR] [--limit-train N]\n"
-    "        [--inference-batch N] [--inference-runs N] [--backends A,B] [--json] [--svg FILE]";
+    "        [--inference-batch N] [--inference-runs N] [--backends A,B] [--json] [--svg FILE]\n"
+    "  plexus bench --calibrate [--ops [--op NAME,...] [--quick] | --model MODEL.json [...]]";
 
 #define C_BENCH "bench"
 #define REFERENCE "cpu_blas"
@@ -1484,6 +1485,100 @@ static int run_model(const model_options *o, const char *backends)
 
 /* ---- the command ------------------------------------------------------------------------ */
 
+/* ---- calibration ------------------------------------------------------------------ */
+
+/* Prints what calibration did and saves the cache; CLI_OK or CLI_ERROR. */
+static int save_calibration(plx_context *ctx, const char *what)
+{
+    plx_cost_cache_info info = {.struct_size = sizeof info};
+    plx_status st = plx_cost_cache_info_get(ctx, &info);
+    if (st == PLX_OK)
+        st = plx_cost_cache_save(ctx);
+    if (st != PLX_OK) {
+        cli_report(C_BENCH, ctx, st);
+        return CLI_ERROR;
+    }
+    fprintf(stderr, "plexus bench: calibrated %s: %lld kernel times measured (%lld known already), saved to %s\n",
+            what, (long long)info.measured, (long long)info.loaded, info.path);
+    return CLI_OK;
+}
+
+static plx_context *open_calibrating(void)
+{
+    plx_context_options opts;
+    plx_context_options_init(&opts);
+    opts.calibrate = 1;
+    plx_context *ctx = NULL;
+    plx_status st = plx_context_open(&opts, &ctx);
+    if (st != PLX_OK) {
+        cli_report(C_BENCH, NULL, st);
+        return NULL;
+    }
+    plx_cost_cache_info info = {.struct_size = sizeof info};
+    if (plx_cost_cache_info_get(ctx, &info) != PLX_OK || info.path == NULL) {
+        fprintf(stderr, "plexus bench: --calibrate needs a calibration cache file (PLEXUS_COST_CACHE is 'none', "
+                        "or neither XDG_CACHE_HOME nor HOME is set)\n");
+        plx_context_close(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* Times every candidate backend of every node of the model's training step
+ * and inference batch (the shapes the benchmark runs), by building its
+ * plans in a calibrating context. */
+static int calibrate_model(const model_options *o)
+{
+    plx_context *ctx = open_calibrating();
+    if (ctx == NULL)
+        return CLI_ERROR;
+    plx_model *model = NULL;
+    plx_status st = plx_model_load(ctx, o->path, &model);
+    if (st == PLX_OK) {
+        plx_bench_options b = o->bench;
+        b.warmup_steps = 0;
+        b.steps = 1;
+        b.inference_runs = 1;
+        plx_bench_result r = {.struct_size = sizeof r};
+        st = plx_model_bench(model, &b, &r);
+    }
+    int rc = st == PLX_OK ? save_calibration(ctx, o->path) : CLI_ERROR;
+    if (st != PLX_OK)
+        cli_report(C_BENCH, ctx, st);
+    plx_model_free(model);
+    plx_context_close(ctx);
+    return rc;
+}
+
+/* Routes (and so times) every selected case of the op suite once. */
+static int calibrate_ops(const ops_options *o)
+{
+    static op_suite suite;
+    build_suite(&suite);
+    int selected[48];
+    int rc = select_cases(&suite, o->filter, o->quick, selected);
+    if (rc != CLI_OK)
+        return rc;
+    plx_context *ctx = open_calibrating();
+    if (ctx == NULL)
+        return CLI_ERROR;
+    int n_sel = 0, done = 0;
+    for (int i = 0; i < suite.n; i++)
+        n_sel += selected[i];
+    for (int i = 0; i < suite.n; i++) {
+        if (!selected[i])
+            continue;
+        fprintf(stderr, "plexus bench: calibrating [%d/%d] %s\n", ++done, n_sel, suite.cases[i].name);
+        reference none = {0};
+        case_result r;
+        run_case(ctx, &suite.cases[i], i, "auto", 0, &none, 0.0, 0, &r);
+        reference_free(&none);
+    }
+    rc = save_calibration(ctx, "the op suite");
+    plx_context_close(ctx);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     const char *C = C_BENCH;
@@ -1492,7 +1587,7 @@ int cmd_bench(int argc, char **argv)
     ops_options oo = {0};
     model_options mo = {0};
     plx_bench_options_init(&mo.bench);
-    int json = 0;
+    int json = 0, calibrate = 0;
     const char *svg_path = NULL;
     for (int i = 0; i < argc; i++) {
         int r;
@@ -1555,17 +1650,24 @@ int cmd_bench(int argc, char **argv)
             if (mo.bench.data_dir[0] == '\0')
                 return bad_argument("--data needs a non-empty value");
             model_only = model_only ? model_only : "--data";
-        }
-        /* --calibrate (measured routing: time every candidate kernel of the
-         * suite or model and save the costs for the router) goes here, as a
-         * third mode next to --ops and --model. */
-        else {
+        } else if (strcmp(argv[i], "--calibrate") == 0) {
+            calibrate = 1;
+        } else {
             fprintf(stderr, "plexus bench: unknown option '%s'\n", argv[i]);
             return usage_error();
         }
     }
     if (ops && mo.path != NULL)
         return bad_argument("--ops and --model are separate runs; give one of them");
+    if (calibrate && !ops && mo.path == NULL) {
+        if (model_only != NULL)
+            return bad_argument("%s applies to --model", model_only);
+        if (json || svg_path != NULL || backends != NULL)
+            return bad_argument("--calibrate alone only measures; add --ops or --model to benchmark too");
+        /* Calibration alone: the whole op suite (or the --op selection). */
+        unsetenv("PLEXUS_BACKENDS");
+        return calibrate_ops(&oo);
+    }
     if (!ops && mo.path == NULL)
         return bad_argument("say what to benchmark: --ops (the op suite) or --model MODEL.json");
     if (ops && model_only != NULL)
@@ -1576,6 +1678,12 @@ int cmd_bench(int argc, char **argv)
         return CLI_USAGE;
     /* The configurations name their own rankings. */
     unsetenv("PLEXUS_BACKENDS");
+    /* --calibrate first: the runs below (auto above all) route by it. */
+    if (calibrate && !oo.list) {
+        int rc = ops ? calibrate_ops(&oo) : calibrate_model(&mo);
+        if (rc != CLI_OK)
+            return rc;
+    }
     if (ops) {
         oo.json = json;
         oo.svg_path = svg_path;

@@ -77,6 +77,9 @@ static plx_status infer_conv2d(op_infer_args *args)
         return st;
     if ((st = check_geometry(args, &g)) != PLX_OK)
         return st;
+    if (a->activation != PLX_ACTIVATION_NONE && a->activation != PLX_ACTIVATION_RELU)
+        return infer_fail(args, PLX_INVALID_ARGUMENT, "activation must be 0 (none) or 1 (relu), got %d",
+                          (int)a->activation);
     int64_t y_dims[4];
     if ((st = conv_output_shape(args, &g, &args->inputs[0], "x", &args->inputs[1], "w", y_dims)) != PLX_OK)
         return st;
@@ -190,12 +193,22 @@ static double work_conv2d_backward_weight(const op_infer_args *args)
 
 
 /* conv2d: dx by conv2d_backward_data, dw by conv2d_backward_weight (both
- * told the shape they produce), dbias by summing dy over N, H, W. */
-static plx_status grad_conv2d(grad_ctx *gc, const graph_node *n, const int32_t *dy, const bool *need, int32_t *dx)
+ * told the shape they produce), dbias by summing dy over N, H, W. With a
+ * fused relu, dy first goes through relu_grad on the output (y > 0 exactly
+ * where the pre-activation is > 0). */
+static plx_status grad_conv2d(grad_ctx *gc, const graph_node *n, const int32_t *dy_in, const bool *need,
+                              int32_t *dx)
 {
-    if (dy[0] < 0)
+    if (dy_in[0] < 0)
         return PLX_OK;
     const plx_conv2d_attrs *a = (const plx_conv2d_attrs *)n->attrs;
+    int32_t dy[1] = {dy_in[0]};
+    if (a->activation == PLX_ACTIVATION_RELU) {
+        int32_t in[2] = {dy_in[0], n->out[0]};
+        dy[0] = grad_op(gc, PLX_OP_RELU_GRAD, NULL, in, 2);
+        if (dy[0] < 0)
+            return grad_status(gc);
+    }
     plx_conv2d_backward_attrs b = PLX_CONV2D_BACKWARD_ATTRS_DEFAULT;
     for (int k = 0; k < 2; k++) {
         b.stride[k] = a->stride[k];

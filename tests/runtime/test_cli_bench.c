@@ -525,6 +525,52 @@ static void test_model_json(void **state)
     json_delete(j);
 }
 
+/* --calibrate times every candidate backend and saves the costs; the
+ * benchmark that follows routes "auto" by them. Needs two backends to
+ * have a choice to time. */
+static void test_calibrate(void **state)
+{
+    (void)state;
+    char cache[4200], env[4300];
+    path_in_dir(cache, sizeof cache, "costs/cache.json");
+    snprintf(env, sizeof env, "PLEXUS_COST_CACHE='%s'", cache);
+    int rc = run_env(env, "bench --calibrate --model model.json --steps 2 --warmup 0 --limit-train 64 "
+                          "--inference-batch 8 --inference-runs 1 --json");
+    if (rc != 0)
+        fail_msg("exit %d\nstderr:\n%s", rc, err_text);
+    EXPECT_STDERR("plexus bench: calibrated model.json: ");
+    EXPECT_STDERR(cache);
+    char text[1 << 16];
+    read_file(cache, text, sizeof text);
+    expect_in(text, "\"format\":\t\"plexus-costs\"", cache);
+    if (n_backends > 1) {
+        expect_in(text, "core.conv2d(", cache);
+        const char *m = strstr(err_text, "calibrated model.json: ");
+        assert_non_null(m);
+        assert_true(strtol(m + strlen("calibrated model.json: "), NULL, 10) > 0);
+    } else
+        printf("note: only %s is loaded; calibration has no choice to time\n", backends[0]);
+    cJSON *j = last_json_line();
+    assert_non_null(json_get(j, "auto"));
+    json_delete(j);
+
+    /* Again: everything is known, nothing is timed twice. */
+    rc = run_env(env, "bench --calibrate --op matmul --quick");
+    assert_int_equal(rc, 0);
+    EXPECT_STDERR("calibrated the op suite: ");
+
+    /* No cache file to write to, and arguments that make no sense. */
+    assert_int_equal(run("bench --calibrate --op matmul --quick"), 1);
+    EXPECT_STDERR("--calibrate needs a calibration cache file");
+    assert_int_equal(run_env(env, "bench --calibrate --json"), 2);
+    EXPECT_STDERR("--calibrate alone only measures");
+    assert_int_equal(run_env(env, "bench --calibrate --steps 3"), 2);
+    EXPECT_STDERR("--steps applies to --model");
+    unlink(cache);
+    path_in_dir(cache, sizeof cache, "costs");
+    rmdir(cache);
+}
+
 static void test_model_table_and_svg(void **state)
 {
     (void)state;
@@ -701,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_ops_svg),
         cmocka_unit_test(test_model_json),
         cmocka_unit_test(test_model_table_and_svg),
+        cmocka_unit_test(test_calibrate),
         cmocka_unit_test(test_model_bench_api),
         cmocka_unit_test(test_bad_arguments),
     };

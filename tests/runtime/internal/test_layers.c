@@ -278,7 +278,7 @@ static void test_plugin_registers_every_type(void **state)
             fail_msg("the layers plugin was refused: %s", info.reason);
         assert_int_equal(info.backend_index, -1);
         assert_int_equal(info.abi_major, 1);
-        assert_int_equal(info.abi_minor, 1);
+        assert_int_equal(info.abi_minor, PLX_ABI_MINOR);
     }
     assert_true(found);
     for (size_t i = 0; i < sizeof all_types / sizeof all_types[0]; i++) {
