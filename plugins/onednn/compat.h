@@ -26,6 +26,12 @@
  *
  * Only what the plugin uses is wrapped. Functions are static inline, so a
  * file pays only for those it calls.
+ *
+ * To build against a oneDNN 3.x install elsewhere:
+ *   make WITH_ONEDNN=1 CFLAGS="-O2 -g -I$PREFIX/include" \
+ *        LDFLAGS="-L$PREFIX/lib -Wl,-rpath,$PREFIX/lib"
+ * (the plugin links libdnnl.so.3 then; its probe refuses a library whose
+ * major version differs from the headers').
  */
 #ifndef PLX_ONEDNN_COMPAT_H
 #define PLX_ONEDNN_COMPAT_H
@@ -156,6 +162,15 @@ static inline size_t one_md_size(one_md_ref md)
 static inline one_md_ref one_pd_arg_md(const_dnnl_primitive_desc_t pd, int dnnl_arg)
 {
     return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, dnnl_arg);
+}
+
+/* How many inputs the primitive of pd expects at execution; -1 unknown. */
+static inline int one_pd_num_inputs(const_dnnl_primitive_desc_t pd)
+{
+    int n = -1;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_num_of_inputs_s32, 0, &n) != dnnl_success)
+        return -1;
+    return n;
 }
 
 /* oneDNN's name of the implementation pd chose ("jit:avx512_core"). */

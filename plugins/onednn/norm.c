@@ -269,6 +269,10 @@ static dnnl_status_t build_forward(one_state *s, const plx_op_call *call, one_pl
     return st;
 }
 
+/* Inputs of the backward primitive besides the shift: src, diff_dst,
+ * scale, mean, variance. */
+#define NORM_BACKWARD_INPUTS 5
+
 /* (dy, x, gamma, mean, invstd) -> (dx, dgamma, dbeta) */
 static dnnl_status_t build_backward(one_state *s, const plx_op_call *call, one_plan *plan, char *reason, size_t cap)
 {
@@ -303,10 +307,11 @@ static dnnl_status_t build_backward(one_state *s, const plx_op_call *call, one_p
     else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, data)) != dnnl_success ||
              (st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 1, data)) != dnnl_success ||
              (st = one_step_bind(s, plan, step, pd, DNNL_ARG_SCALE, ONE_ARG_INPUT, 2, param)) != dnnl_success ||
-             /* oneDNN 2.6 asks for the shift with use_shift although the
-              * gradients do not depend on it (the op has no beta input):
-              * it gets gamma's memory, which it does not read. */
-             (one_pd_takes(pd, DNNL_ARG_SHIFT) &&
+             /* With use_shift, oneDNN 2.6 counts the shift among the backward
+              * primitive's inputs (3.7 does not, and rejects it) although
+              * the gradients do not depend on it, and the op has no beta
+              * input: where expected, it gets gamma's memory, unread. */
+             (one_pd_num_inputs(pd) > NORM_BACKWARD_INPUTS &&
               (st = one_step_bind(s, plan, step, pd, DNNL_ARG_SHIFT, ONE_ARG_INPUT, 2, param)) != dnnl_success) ||
              (st = one_step_bind(s, plan, step, pd, DNNL_ARG_MEAN, ONE_ARG_INPUT, 3, stat)) != dnnl_success ||
              (st = one_step_bind(s, plan, step, pd, DNNL_ARG_VARIANCE, ONE_ARG_TEMP, 0, NULL)) != dnnl_success ||
