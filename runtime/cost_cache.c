@@ -15,7 +15,8 @@
  * runs the call on scratch data (inputs filled with small values; integer
  * inputs with zeros, which are valid indices and labels): one warm-up run
  * (first runs build primitives and caches), then timed runs until enough
- * time has passed, and the fastest is kept.
+ * time has passed, and the fastest is kept. Candidates of one call are
+ * timed round-robin, so none is charged for another's lingering threads.
  *
  * The cache file is JSON:
  *   {"format": "plexus-costs", "version": 1, "cpu": "<cpuid brand>",
@@ -302,130 +303,198 @@ static size_t desc_size(const plx_tensor_desc *d)
     return (size_t)plx_desc_numel(d) * plx_dtype_size(d->dtype);
 }
 
-/* Times `call` (data pointers ignored) on backend b, device dev. Returns the
- * fastest run's time in ns, or -1 with the reason in why. */
-static double measure(plx_context *ctx, const backend_record *b, int32_t dev, const plx_op_call *call, char *why,
-                      size_t cap)
+/* One candidate being timed: its scratch tensors and its runs so far. */
+typedef struct probe {
+    const backend_record *b;
+    int32_t dev;
+    bool host, sync, done;
+    plx_tensor_desc *descs;
+    void **host_bufs, **dev_bufs;
+    double times[MEASURE_MAX_RUNS];
+    int runs;
+    double spent;
+    double result; /* ns; -1 failed (why), -2 not timed */
+    char why[256];
+} probe;
+
+static void probe_release(probe *p, int32_t n)
+{
+    for (int32_t i = 0; i < n && p->dev_bufs != NULL; i++)
+        if (p->dev_bufs[i] != NULL)
+            p->b->api.buffer_free(p->b->state, p->dev, p->dev_bufs[i]);
+    for (int32_t i = 0; i < n && p->host_bufs != NULL; i++)
+        free(p->host_bufs[i]);
+    free(p->descs);
+    free(p->host_bufs);
+    free(p->dev_bufs);
+    p->descs = NULL;
+    p->host_bufs = p->dev_bufs = NULL;
+}
+
+/* Scratch tensors for the call on the probe's device. false (with why and
+ * result set) when they cannot be made. */
+static bool probe_prepare(plx_context *ctx, probe *p, const plx_op_call *call)
 {
     int32_t n = call->n_inputs + call->n_outputs;
-    const plx_device_info *di = &b->devices[dev];
-    bool host = (di->caps & PLX_DEVICE_CAP_HOST_MEMORY) != 0;
-    size_t total = 0;
-    for (int32_t i = 0; i < n; i++)
-        total += desc_size(i < call->n_inputs ? &call->inputs[i] : &call->outputs[i - call->n_inputs]);
-    if (total > MEASURE_MAX_BYTES) {
-        snprintf(why, cap, "too large to time (%zu MiB of tensors)", total >> 20);
-        return -2.0;
-    }
-    plx_tensor_desc *descs = calloc((size_t)n + 1, sizeof *descs);
-    void **host_bufs = calloc((size_t)n + 1, sizeof *host_bufs);
-    void **dev_bufs = calloc((size_t)n + 1, sizeof *dev_bufs);
-    double *times = calloc(MEASURE_MAX_RUNS, sizeof *times);
-    double result = -1.0;
-    plx_status st = PLX_OK;
+    const plx_device_info *di = &p->b->devices[p->dev];
     thread_state *ts = thread_state_get(ctx);
-    if (descs == NULL || host_bufs == NULL || dev_bufs == NULL || times == NULL) {
-        snprintf(why, cap, "out of memory");
-        goto done;
+    p->host = (di->caps & PLX_DEVICE_CAP_HOST_MEMORY) != 0;
+    p->sync = p->b->api.synchronize != NULL && (!p->host || (di->caps & PLX_DEVICE_CAP_ASYNC));
+    p->result = -1.0;
+    p->descs = calloc((size_t)n + 1, sizeof *p->descs);
+    p->host_bufs = calloc((size_t)n + 1, sizeof *p->host_bufs);
+    p->dev_bufs = calloc((size_t)n + 1, sizeof *p->dev_bufs);
+    if (p->descs == NULL || p->host_bufs == NULL || p->dev_bufs == NULL) {
+        snprintf(p->why, sizeof p->why, "out of memory");
+        return false;
     }
+    plx_status st = PLX_OK;
     for (int32_t i = 0; i < n && st == PLX_OK; i++) {
         const plx_tensor_desc *src = i < call->n_inputs ? &call->inputs[i] : &call->outputs[i - call->n_inputs];
         size_t bytes = desc_size(src);
         size_t alloc = (bytes + 63) / 64 * 64;
-        descs[i] = *src;
-        descs[i].strides = NULL;
-        descs[i].byte_offset = 0;
-        host_bufs[i] = aligned_alloc(64, alloc ? alloc : 64);
-        if (host_bufs[i] == NULL) {
-            st = PLX_OUT_OF_MEMORY;
-            snprintf(why, cap, "out of memory for scratch tensors");
-            break;
+        p->descs[i] = *src;
+        p->descs[i].strides = NULL;
+        p->descs[i].byte_offset = 0;
+        p->host_bufs[i] = aligned_alloc(64, alloc ? alloc : 64);
+        if (p->host_bufs[i] == NULL) {
+            snprintf(p->why, sizeof p->why, "out of memory for scratch tensors");
+            return false;
         }
         if (i < call->n_inputs)
-            fill_scratch(host_bufs[i], src, bytes);
+            fill_scratch(p->host_bufs[i], src, bytes);
         else
-            memset(host_bufs[i], 0, bytes);
-        descs[i].data = host_bufs[i];
-        descs[i].device = (plx_dl_device){PLX_DL_CPU, 0};
-        if (!host) {
-            plx_tensor_desc h = descs[i];
-            st = b->api.buffer_alloc(b->state, dev, bytes ? bytes : 1, &dev_bufs[i]);
+            memset(p->host_bufs[i], 0, bytes);
+        p->descs[i].data = p->host_bufs[i];
+        p->descs[i].device = (plx_dl_device){PLX_DL_CPU, 0};
+        if (!p->host) {
+            plx_tensor_desc h = p->descs[i];
+            st = p->b->api.buffer_alloc(p->b->state, p->dev, bytes ? bytes : 1, &p->dev_bufs[i]);
             if (st == PLX_OK) {
-                descs[i].data = dev_bufs[i];
-                descs[i].device = di->dl_device;
+                p->descs[i].data = p->dev_bufs[i];
+                p->descs[i].device = di->dl_device;
                 if (i < call->n_inputs && bytes)
-                    st = b->api.copy(b->state, dev, &h, &descs[i]);
+                    st = p->b->api.copy(p->b->state, p->dev, &h, &p->descs[i]);
             }
-            if (st != PLX_OK)
-                snprintf(why, cap, "could not place scratch tensors on the device: %s",
+            if (st != PLX_OK) {
+                snprintf(p->why, sizeof p->why, "could not place scratch tensors on the device: %.200s",
                          ts != NULL && ts->error[0] ? ts->error : plx_status_text(st));
+                return false;
+            }
         }
     }
-    if (st != PLX_OK)
-        goto done;
-    plx_op_call c = *call;
-    c.inputs = descs;
-    c.outputs = descs + call->n_inputs;
-    bool sync = b->api.synchronize != NULL && (!host || (di->caps & PLX_DEVICE_CAP_ASYNC));
-    double spent = 0.0;
-    int runs = 0;
-    for (int r = -1; r < MEASURE_MAX_RUNS; r++) {
-        if (ts != NULL)
-            ts->error[0] = '\0';
-        double t0 = now_ns();
-        st = b->api.run(b->state, dev, &c);
-        if (st == PLX_OK && sync)
-            st = b->api.synchronize(b->state, dev);
-        double dt = now_ns() - t0;
-        if (st != PLX_OK) {
-            snprintf(why, cap, "failed when timed: %s", ts != NULL && ts->error[0] ? ts->error : plx_status_text(st));
-            goto done;
-        }
-        if (r < 0)
-            continue; /* warm-up */
-        times[runs++] = dt;
-        spent += dt;
-        if ((runs >= MEASURE_MIN_RUNS && spent >= MEASURE_MIN_NS) || spent >= MEASURE_MAX_NS)
-            break;
-    }
-    /* The fastest run: interference from other processes only ever slows a
-     * run down, so on a shared machine the minimum is the steadiest
-     * estimate of what the kernel itself costs (the median moves with the
-     * machine's load). */
-    qsort(times, (size_t)runs, sizeof *times, cmp_double);
-    result = times[0];
-    if (!(result > 0.0))
-        result = 1.0; /* below the clock's resolution */
-done:
-    if (ts != NULL)
-        ts->error[0] = '\0';
-    for (int32_t i = 0; i < n && dev_bufs != NULL; i++)
-        if (dev_bufs[i] != NULL)
-            b->api.buffer_free(b->state, dev, dev_bufs[i]);
-    for (int32_t i = 0; i < n && host_bufs != NULL; i++)
-        free(host_bufs[i]);
-    free(descs);
-    free(host_bufs);
-    free(dev_bufs);
-    free(times);
-    return result;
+    return true;
 }
 
-double cost_measure(plx_context *ctx, const backend_record *b, int32_t dev, const plx_op_call *call,
-                    const char *signature, char *why, size_t cap)
+/* One run of the probe's kernel; false (why set) if it failed. */
+static bool probe_run(plx_context *ctx, probe *p, const plx_op_call *call, bool timed)
 {
-    why[0] = '\0';
-    double ns = measure(ctx, b, dev, call, why, cap);
-    if (ns == -2.0)
-        return -2.0; /* not timed: keep the estimate, remember nothing */
-    cost_store(ctx, b, dev, signature, ns);
-    if (ns < 0)
-        ctx_log(ctx, PLX_LOG_WARN, "calibration: %s on %s %s %s; it is not used for this call", signature, b->name,
-                b->devices[dev].name, why);
-    else
-        ctx_log(ctx, PLX_LOG_DEBUG, "calibration: %s on %s %s: %.1f us", signature, b->name, b->devices[dev].name,
-                ns / 1000.0);
-    return ns;
+    thread_state *ts = thread_state_get(ctx);
+    plx_op_call c = *call;
+    c.inputs = p->descs;
+    c.outputs = p->descs + call->n_inputs;
+    if (ts != NULL)
+        ts->error[0] = '\0';
+    double t0 = now_ns();
+    plx_status st = p->b->api.run(p->b->state, p->dev, &c);
+    if (st == PLX_OK && p->sync)
+        st = p->b->api.synchronize(p->b->state, p->dev);
+    double dt = now_ns() - t0;
+    if (st != PLX_OK) {
+        snprintf(p->why, sizeof p->why, "failed when timed: %.200s",
+                 ts != NULL && ts->error[0] ? ts->error : plx_status_text(st));
+        p->result = -1.0;
+        p->done = true;
+        return false;
+    }
+    if (timed) {
+        p->times[p->runs++] = dt;
+        p->spent += dt;
+        if ((p->runs >= MEASURE_MIN_RUNS && p->spent >= MEASURE_MIN_NS) || p->spent >= MEASURE_MAX_NS ||
+            p->runs == MEASURE_MAX_RUNS)
+            p->done = true;
+    }
+    return true;
+}
+
+/* Times the call on every probe, round-robin: a warm-up round (first runs
+ * build primitives and caches), then rounds of one run each until every
+ * probe has enough. Interleaving matters: a backend's thread pool can keep
+ * the cores busy for a while after its calls (spinning workers), and timing
+ * one candidate right after another's whole series would charge it for
+ * that. Each probe keeps its fastest run: interference from other
+ * processes only ever slows a run down, so on a shared machine the minimum
+ * is the steadiest estimate of what the kernel itself costs. */
+static void measure_all(plx_context *ctx, probe *probes, int32_t n_probes, const plx_op_call *call)
+{
+    int32_t n = call->n_inputs + call->n_outputs;
+    size_t total = 0;
+    for (int32_t i = 0; i < n; i++)
+        total += desc_size(i < call->n_inputs ? &call->inputs[i] : &call->outputs[i - call->n_inputs]);
+    for (int32_t k = 0; k < n_probes; k++) {
+        probe *p = &probes[k];
+        if (total > MEASURE_MAX_BYTES) {
+            snprintf(p->why, sizeof p->why, "too large to time (%zu MiB of tensors)", total >> 20);
+            p->result = -2.0;
+            p->done = true;
+        } else if (!probe_prepare(ctx, p, call) || !probe_run(ctx, p, call, false))
+            p->done = true;
+    }
+    for (bool any = true; any;) {
+        any = false;
+        for (int32_t k = 0; k < n_probes; k++)
+            if (!probes[k].done) {
+                probe_run(ctx, &probes[k], call, true);
+                any = true;
+            }
+    }
+    for (int32_t k = 0; k < n_probes; k++) {
+        probe *p = &probes[k];
+        if (p->runs > 0 && p->result != -2.0) {
+            qsort(p->times, (size_t)p->runs, sizeof p->times[0], cmp_double);
+            p->result = p->times[0] > 0.0 ? p->times[0] : 1.0; /* below the clock's resolution: 1 ns */
+        }
+        probe_release(p, n);
+    }
+    thread_state *ts = thread_state_get(ctx);
+    if (ts != NULL)
+        ts->error[0] = '\0';
+}
+
+void cost_measure(plx_context *ctx, cost_candidate *cands, int32_t n, const plx_op_call *call, const char *signature)
+{
+    probe stack[8];
+    probe *probes = n <= 8 ? stack : calloc((size_t)n, sizeof *probes);
+    if (probes == NULL) {
+        for (int32_t k = 0; k < n; k++) {
+            cands[k].ns = -2.0;
+            snprintf(cands[k].why, sizeof cands[k].why, "out of memory");
+        }
+        return;
+    }
+    memset(probes, 0, sizeof(probe) * (size_t)n);
+    for (int32_t k = 0; k < n; k++) {
+        probes[k].b = cands[k].backend;
+        probes[k].dev = cands[k].device;
+    }
+    measure_all(ctx, probes, n, call);
+    for (int32_t k = 0; k < n; k++) {
+        const backend_record *b = cands[k].backend;
+        double ns = probes[k].result;
+        cands[k].ns = ns;
+        snprintf(cands[k].why, sizeof cands[k].why, "%s", probes[k].why);
+        if (ns == -2.0)
+            continue; /* not timed: keep the estimate, remember nothing */
+        cost_store(ctx, b, cands[k].device, signature, ns);
+        if (ns < 0)
+            ctx_log(ctx, PLX_LOG_WARN, "calibration: %s on %s %s %s; it is not used for this call", signature,
+                    b->name, b->devices[cands[k].device].name, probes[k].why);
+        else
+            ctx_log(ctx, PLX_LOG_DEBUG, "calibration: %s on %s %s: %.1f us", signature, b->name,
+                    b->devices[cands[k].device].name, ns / 1000.0);
+    }
+    if (probes != stack)
+        free(probes);
 }
 
 /* ---- the file ------------------------------------------------------------------ */

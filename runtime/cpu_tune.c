@@ -21,6 +21,12 @@
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT, it is set to "passive" (idle OpenMP
  * threads sleep at once) before plugins load, as the PyTorch peer benchmark
  * runs too. It has no effect if the host process loaded libgomp already.
+ * OpenBLAS's own workers (cpu_blas's GEMMs) likewise keep yielding in a loop
+ * for 2^28 cycles (~0.1 s) after each call; OPENBLAS_THREAD_TIMEOUT=4 (2^4
+ * cycles, the smallest it takes) puts them to sleep at once, unless the user
+ * set it (or GOTO_THREAD_TIMEOUT). Measured on the ResNet example, a
+ * oneDNN convolution timed right after cpu_blas GEMMs ran slower until it
+ * was set.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -36,6 +42,8 @@ static void choose_coretype(void)
     const char *keep = getenv("PLEXUS_OPENBLAS_CORETYPE");
     if (getenv("OMP_WAIT_POLICY") == NULL && getenv("GOMP_SPINCOUNT") == NULL)
         setenv("OMP_WAIT_POLICY", "passive", 0);
+    if (getenv("OPENBLAS_THREAD_TIMEOUT") == NULL && getenv("GOTO_THREAD_TIMEOUT") == NULL)
+        setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
     if (getenv("OPENBLAS_CORETYPE") != NULL || (keep != NULL && strcmp(keep, "keep") == 0))
         return;
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -307,30 +307,47 @@ static plx_status route(plx_context *ctx, const op_def *def, const plx_op_call *
     char sig[2048];
     bool have_sig = n_ok > 0 && (ctx->cost_count > 0 || (ctx->calibrate && n_ok > 1)) &&
                     cost_signature(call, sig, sizeof sig) > 0;
+    size_t n_unmeasured = 0;
     for (size_t i = 0; i < n && have_sig; i++) {
         route_candidate *c = &cands[i];
         if (!c->ok)
             continue;
-        const backend_record *b = &ctx->backends[c->backend];
         double ns;
-        bool found = cost_lookup(ctx, b, c->device, sig, &ns);
-        if (!found && ctx->calibrate && n_ok > 1) {
-            char why[256];
-            ns = cost_measure(ctx, b, c->device, call, sig, why, sizeof why);
-            found = ns != -2.0;
-            if (ns == -1.0)
-                snprintf(c->reason, sizeof c->reason, "calibration: %.240s", why);
-        } else if (found && ns < 0)
-            snprintf(c->reason, sizeof c->reason, "failed when timed by calibration");
-        if (!found)
+        if (!cost_lookup(ctx, &ctx->backends[c->backend], c->device, sig, &ns)) {
+            n_unmeasured++;
             continue;
+        }
         if (ns < 0) {
+            snprintf(c->reason, sizeof c->reason, "failed when timed by calibration");
             c->ok = false;
-            n_ok--;
         } else {
             c->kernel_ns = ns;
             c->measured = true;
         }
+    }
+    if (have_sig && ctx->calibrate && n_ok > 1 && n_unmeasured > 0) {
+        cost_candidate *todo = calloc(n_unmeasured, sizeof *todo);
+        size_t k = 0;
+        for (size_t i = 0; i < n && todo != NULL; i++)
+            if (cands[i].ok && !cands[i].measured)
+                todo[k++] = (cost_candidate){.backend = &ctx->backends[cands[i].backend], .device = cands[i].device};
+        if (todo != NULL)
+            cost_measure(ctx, todo, (int32_t)k, call, sig);
+        k = 0;
+        for (size_t i = 0; i < n && todo != NULL; i++) {
+            route_candidate *c = &cands[i];
+            if (!c->ok || c->measured)
+                continue;
+            const cost_candidate *t = &todo[k++];
+            if (t->ns == -1.0) {
+                snprintf(c->reason, sizeof c->reason, "calibration: %.240s", t->why);
+                c->ok = false;
+            } else if (t->ns >= 0) {
+                c->kernel_ns = t->ns;
+                c->measured = true;
+            }
+        }
+        free(todo);
     }
 
     /* 3. The choice: user ranking first (if any), then the lowest cost. */

@@ -183,11 +183,17 @@ size_t cost_signature(const plx_op_call *call, char *buf, size_t cap);
 /* The measured time of a call's signature on backend/device (under this
  * context's thread budget); *ns < 0 means it failed when timed. */
 bool cost_lookup(plx_context *ctx, const backend_record *b, int32_t dev, const char *signature, double *ns);
-/* Times the call on scratch data and records the result; returns the fastest run's
- * ns, -1 if the backend failed it (reason in why), -2 if it was not timed
- * (too large; nothing recorded). */
-double cost_measure(plx_context *ctx, const backend_record *b, int32_t dev, const plx_op_call *call,
-                    const char *signature, char *why, size_t cap);
+/* Candidates of one call to time (cost_measure). */
+typedef struct cost_candidate {
+    const backend_record *backend;
+    int32_t device;
+    double ns;     /* out: fastest run; -1 failed (why), -2 not timed (why) */
+    char why[256];
+} cost_candidate;
+/* Times the call on scratch data on every candidate, round-robin, and
+ * records each result (failures too; "not timed" is not recorded). */
+void cost_measure(plx_context *ctx, cost_candidate *cands, int32_t n, const plx_op_call *call,
+                  const char *signature);
 
 /* tensor.c */
 struct plx_tensor {
