@@ -7,7 +7,7 @@ $(BENCH_CORE): bench/bench_core.c $(LIBPLEXUS)
 	  -Wl,-rpath,$(abspath $(BUILD)) -ldl -lm
 
 # `plexus bench --ops`: the op suite on every loaded backend (build with
-# WITH_ONEDNN=1 for oneDNN), checked against cpu_blas; BENCH_OPS_ARGS=--quick
+# libdnnl-dev installed for oneDNN), checked against cpu_blas; BENCH_OPS_ARGS=--quick
 # for the six-case suite, or e.g. "--op conv2d --svg ops.svg".
 BENCH_OPS_ARGS ?=
 
