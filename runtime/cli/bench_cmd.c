@@ -100,30 +100,6 @@ static int bad_argument(const char *fmt, ...)
     return usage_error();
 }
 
-/* JSON has no NaN or infinity: those become null. */
-static void json_number(cJSON *obj, const char *key, double v)
-{
-    if (isfinite(v))
-        cJSON_AddNumberToObject(obj, key, v);
-    else
-        cJSON_AddNullToObject(obj, key);
-}
-
-static int print_json(cJSON *obj)
-{
-    char *text = obj != NULL ? cJSON_PrintUnformatted(obj) : NULL;
-    cJSON_Delete(obj);
-    if (text == NULL) {
-        fprintf(stderr, "plexus bench: out of memory\n");
-        return -1;
-    }
-    puts(text);
-    free(text);
-    fflush(stdout);
-    return 0;
-}
-
-/* "12.3", "1.23", "0.123": about three significant digits. */
 static const char *fmt_ms(char *buf, size_t cap, double ms)
 {
     if (!isfinite(ms))
@@ -984,8 +960,8 @@ static int run_ops(const ops_options *o, const char *backends)
             cJSON_AddStringToObject(oj, "name", c->name);
             cJSON_AddStringToObject(oj, "op", c->op);
             cJSON_AddStringToObject(oj, "metric", c->flops > 0 ? "GFLOP/s" : "GB/s");
-            json_number(oj, "flops", c->flops > 0 ? c->flops : NAN);
-            json_number(oj, "bytes", results[i * nc].bytes > 0 ? results[i * nc].bytes : NAN);
+            cli_json_number(oj, "flops", c->flops > 0 ? c->flops : NAN);
+            cli_json_number(oj, "bytes", results[i * nc].bytes > 0 ? results[i * nc].bytes : NAN);
             cJSON *shapes = cJSON_AddArrayToObject(oj, "inputs");
             for (int k = 0; k < c->n_in; k++) {
                 cJSON *dims = cJSON_CreateArray();
@@ -1005,15 +981,15 @@ static int run_ops(const ops_options *o, const char *backends)
                     continue;
                 }
                 cJSON_AddStringToObject(rj, "backend", r->backend);
-                json_number(rj, "ms", r->ms);
+                cli_json_number(rj, "ms", r->ms);
                 cJSON_AddNumberToObject(rj, "runs", r->runs);
-                json_number(rj, "rate", case_rate(c, r));
-                json_number(rj, "speedup", ref->ran && r->ms > 0 ? ref->ms / r->ms : NAN);
-                json_number(rj, "max_rel_error", r->max_rel_error);
+                cli_json_number(rj, "rate", case_rate(c, r));
+                cli_json_number(rj, "speedup", ref->ran && r->ms > 0 ? ref->ms / r->ms : NAN);
+                cli_json_number(rj, "max_rel_error", r->max_rel_error);
             }
             cJSON_AddItemToArray(arr, oj);
         }
-        if (print_json(root))
+        if (cli_print_json(root))
             rc = CLI_ERROR;
     } else {
         printf("## plexus bench --ops%s: %d thread%s, reference %s\n\n", o->quick ? " --quick" : "", (int)setup.threads,
@@ -1244,8 +1220,8 @@ static cJSON *op_rows_json(const op_row *rows, int n)
         cJSON_AddStringToObject(o, "op", rows[i].op);
         cJSON_AddStringToObject(o, "backend", rows[i].backend);
         cJSON_AddNumberToObject(o, "nodes", rows[i].nodes);
-        json_number(o, "ms", rows[i].ms);
-        json_number(o, "share", rows[i].share);
+        cli_json_number(o, "ms", rows[i].ms);
+        cli_json_number(o, "share", rows[i].share);
         cJSON_AddItemToArray(arr, o);
     }
     return arr;
@@ -1417,26 +1393,26 @@ static int run_model(const model_options *o, const char *backends)
                 continue;
             }
             const plx_bench_result *b = &r->res;
-            json_number(e, "ms_per_step", b->ms_per_step);
-            json_number(e, "ms_per_step_min", b->ms_per_step_min);
-            json_number(e, "ms_per_step_median", b->ms_per_step_median);
-            json_number(e, "examples_per_second", b->examples_per_second);
-            json_number(e, "seconds_per_epoch", b->ms_per_step * 1e-3 * (double)b->steps_per_epoch);
+            cli_json_number(e, "ms_per_step", b->ms_per_step);
+            cli_json_number(e, "ms_per_step_min", b->ms_per_step_min);
+            cli_json_number(e, "ms_per_step_median", b->ms_per_step_median);
+            cli_json_number(e, "examples_per_second", b->examples_per_second);
+            cli_json_number(e, "seconds_per_epoch", b->ms_per_step * 1e-3 * (double)b->steps_per_epoch);
             cJSON_AddNumberToObject(e, "batch_size", (double)b->batch_size);
             cJSON_AddNumberToObject(e, "steps_per_epoch", (double)b->steps_per_epoch);
             cJSON_AddNumberToObject(e, "steps", b->steps);
             cJSON_AddNumberToObject(e, "warmup_steps", b->warmup_steps);
             cJSON_AddNumberToObject(e, "inference_batch", (double)b->inference_batch);
             cJSON_AddNumberToObject(e, "inference_runs", b->inference_runs);
-            json_number(e, "inference_ms_per_batch", b->inference_ms_per_batch);
-            json_number(e, "inference_images_per_second", b->inference_images_per_second);
+            cli_json_number(e, "inference_ms_per_batch", b->inference_ms_per_batch);
+            cli_json_number(e, "inference_images_per_second", b->inference_images_per_second);
             cJSON_AddNumberToObject(e, "train_nodes", b->train_nodes);
             cJSON_AddNumberToObject(e, "inference_nodes", b->inference_nodes);
             cJSON_AddStringToObject(e, "placement", r->placement);
             cJSON_AddItemToObject(e, "train_ops", op_rows_json(r->train_ops, r->n_train));
             cJSON_AddItemToObject(e, "inference_ops", op_rows_json(r->infer_ops, r->n_infer));
         }
-        if (print_json(root))
+        if (cli_print_json(root))
             rc = CLI_ERROR;
     } else
         print_model_tables(o, &setup, runs, model_name);

@@ -42,6 +42,13 @@ int cli_option(const char *cmd, int argc, char **argv, int *i, const char *name,
  * all). Prints the error and returns -1 on failure. */
 int cli_open_context(const char *cmd, const char *backends, plx_context **ctx);
 
+/* JSON output (cJSON). NaN and infinity, which JSON lacks, become null. */
+struct cJSON;
+void cli_json_number(struct cJSON *obj, const char *key, double v);
+/* Prints obj as one line on stdout and frees it; -1 (message on stderr)
+ * when out of memory. */
+int cli_print_json(struct cJSON *obj);
+
 /* "plexus CMD: <plx_last_error(ctx)>" (or the status text when the message
  * is empty) on stderr. */
 void cli_report(const char *cmd, const plx_context *ctx, plx_status status);

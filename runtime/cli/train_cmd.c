@@ -164,8 +164,7 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* JSON has no NaN or infinity: those become null. */
-static void json_number(cJSON *obj, const char *key, double v)
+void cli_json_number(cJSON *obj, const char *key, double v)
 {
     if (isfinite(v))
         cJSON_AddNumberToObject(obj, key, v);
@@ -173,8 +172,7 @@ static void json_number(cJSON *obj, const char *key, double v)
         cJSON_AddNullToObject(obj, key);
 }
 
-/* Prints obj as one line on stdout and frees it. */
-static int print_json(cJSON *obj)
+int cli_print_json(cJSON *obj)
 {
     char *text = obj != NULL ? cJSON_PrintUnformatted(obj) : NULL;
     cJSON_Delete(obj);
@@ -478,21 +476,21 @@ int cmd_train(int argc, char **argv)
     if (rc != CLI_ERROR) {
         if (json) {
             cJSON *o = cJSON_CreateObject();
-            json_number(o, "test_accuracy", res.test_accuracy);
-            json_number(o, "test_loss", res.test_loss);
+            cli_json_number(o, "test_accuracy", res.test_accuracy);
+            cli_json_number(o, "test_loss", res.test_loss);
             cJSON_AddNumberToObject(o, "epochs", res.epochs);
             cJSON_AddNumberToObject(o, "steps", (double)res.steps);
-            json_number(o, "seconds_per_epoch", res.seconds_per_epoch);
-            json_number(o, "examples_per_second", res.examples_per_second);
+            cli_json_number(o, "seconds_per_epoch", res.seconds_per_epoch);
+            cli_json_number(o, "examples_per_second", res.examples_per_second);
             cJSON_AddNumberToObject(o, "peak_memory_bytes", (double)res.peak_memory_bytes);
-            json_number(o, "best_val_accuracy", res.best_val_accuracy);
+            cli_json_number(o, "best_val_accuracy", res.best_val_accuracy);
             cJSON_AddBoolToObject(o, "stopped_early", res.stopped_early != 0);
             cJSON_AddBoolToObject(o, "interrupted", interrupted);
             if (wrote)
                 cJSON_AddStringToObject(o, "checkpoint", opts.out_path);
             else
                 cJSON_AddNullToObject(o, "checkpoint");
-            if (print_json(o))
+            if (cli_print_json(o))
                 rc = CLI_ERROR;
         } else {
             char mem[32];
@@ -598,9 +596,9 @@ int cmd_eval(int argc, char **argv)
         rc = CLI_ERROR;
     } else if (json) {
         cJSON *o = cJSON_CreateObject();
-        json_number(o, "accuracy", res.accuracy);
-        json_number(o, "loss", res.loss);
-        json_number(o, "top5_accuracy", res.top5_accuracy);
+        cli_json_number(o, "accuracy", res.accuracy);
+        cli_json_number(o, "loss", res.loss);
+        cli_json_number(o, "top5_accuracy", res.top5_accuracy);
         cJSON_AddNumberToObject(o, "examples", (double)res.examples);
         cJSON_AddNumberToObject(o, "classes", res.classes);
         cJSON *rows = cJSON_AddArrayToObject(o, "confusion");
@@ -610,7 +608,7 @@ int cmd_eval(int argc, char **argv)
                 cJSON_AddItemToArray(row, cJSON_CreateNumber((double)res.confusion[(int64_t)r * res.classes + c]));
             cJSON_AddItemToArray(rows, row);
         }
-        if (print_json(o))
+        if (cli_print_json(o))
             rc = CLI_ERROR;
     } else {
         printf("%s: %lld examples, %d classes\n", path, (long long)res.examples, (int)res.classes);
@@ -1094,7 +1092,7 @@ int cmd_predict(int argc, char **argv)
         }
     }
     rc = CLI_OK;
-    if (json && print_json(root))
+    if (json && cli_print_json(root))
         rc = CLI_ERROR;
 out:
     free(order);
@@ -1195,7 +1193,7 @@ int cmd_plan(int argc, char **argv)
         cli_report(C, ctx, st);
         cJSON_Delete(root);
         rc = CLI_ERROR;
-    } else if (json && print_json(root)) {
+    } else if (json && cli_print_json(root)) {
         rc = CLI_ERROR;
     }
     if (rc == CLI_OK && calibrate && save_calibration(C, ctx))
