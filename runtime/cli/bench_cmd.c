@@ -64,7 +64,8 @@
 #include "svg.h"
 
 const char cli_bench_usage[] =
-    "bench --ops [--op NAME[,NAME...]] [--quick] [--list] [--backends A,B] [--json] [--svg FILE]\n"
+    "bench --ops [--op NAME[,NAME...]] [--quick] [--list] [--dtype f32|bf16] [--backends A,B] [--json]\n"
+    "        [--svg FILE]\n"
     "  plexus bench --model MODEL.json [--steps N] [--warmup N] [--data DIR] [--limit-train N]\n"
     "        [--inference-batch N] [--inference-runs N] [--backends A,B] [--json] [--svg FILE]\n"
     "  plexus bench --calibrate [--ops [--op NAME,...] [--quick] | --model MODEL.json [...]]";
@@ -757,10 +758,45 @@ static int by_double(const void *a, const void *b)
     return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/* How a case's inputs are made: f32; f32 holding values exactly
+ * representable in bf16 (the reference of a --dtype bf16 run); bf16. */
+enum { DTYPE_F32 = 0, DTYPE_F32_BF16_VALUES = 1, DTYPE_BF16 = 2 };
+
+/* Round to nearest even; NaN stays NaN. */
+static uint16_t bf16_from_f32(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static float f32_from_bf16(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* An f32 or bf16 output as f32 values. */
+static void output_as_f32(const plx_tensor *t, float *out)
+{
+    int64_t n = plx_tensor_numel(t);
+    if (plx_tensor_desc_get(t)->dtype.bits == 16) {
+        const uint16_t *b = plx_tensor_data(t);
+        for (int64_t k = 0; k < n; k++)
+            out[k] = f32_from_bf16(b[k]);
+    } else
+        memcpy(out, plx_tensor_data(t), sizeof(float) * (size_t)n);
+}
+
 /* Runs case c (index ci) once in ctx, checks it against (or, when
  * ref->ok == 0 and capture, records) the reference, then times it for
  * `budget` seconds when budget > 0. */
-static void run_case(plx_context *ctx, const op_case *c, int ci, const char *backend_name, int capture, reference *ref,
+static void run_case(plx_context *ctx, const op_case *c, int ci, const char *backend_name, int capture, int dtype_mode, reference *ref,
                      double budget, int min_runs, case_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -768,15 +804,22 @@ static void run_case(plx_context *ctx, const op_case *c, int ci, const char *bac
     r->max_rel_error = NAN;
     plx_tensor *ins[5] = {NULL}, *outs[3] = {NULL};
     for (int i = 0; i < c->n_in; i++) {
-        if (plx_tensor_create(ctx, PLX_F32, c->in[i].ndim, c->in[i].dims, &ins[i]) != PLX_OK) {
+        plx_dtype dt = dtype_mode == DTYPE_BF16 ? PLX_BF16 : PLX_F32;
+        if (plx_tensor_create(ctx, dt, c->in[i].ndim, c->in[i].dims, &ins[i]) != PLX_OK) {
             snprintf(r->reason, sizeof r->reason, "%s", plx_last_error(ctx));
             goto done;
         }
         uint64_t rng = 0x5eedull * (uint64_t)(ci + 1) + (uint64_t)i * 7919u;
         float *x = plx_tensor_data(ins[i]);
+        uint16_t *xb = plx_tensor_data(ins[i]);
         int64_t n = plx_tensor_numel(ins[i]);
-        for (int64_t k = 0; k < n; k++)
-            x[k] = c->in[i].lo + (c->in[i].hi - c->in[i].lo) * (float)((splitmix(&rng) >> 40) * (1.0 / 16777216.0));
+        for (int64_t k = 0; k < n; k++) {
+            float v = c->in[i].lo + (c->in[i].hi - c->in[i].lo) * (float)((splitmix(&rng) >> 40) * (1.0 / 16777216.0));
+            if (dtype_mode == DTYPE_BF16)
+                xb[k] = bf16_from_f32(v);
+            else
+                x[k] = dtype_mode == DTYPE_F32_BF16_VALUES ? f32_from_bf16(bf16_from_f32(v)) : v;
+        }
     }
     const void *attrs = c->has_attrs ? &c->attrs : NULL;
     plx_status st = plx_op_run(ctx, c->op, attrs, ins, (size_t)c->n_in, outs, (size_t)c->n_out);
@@ -787,7 +830,7 @@ static void run_case(plx_context *ctx, const op_case *c, int ci, const char *bac
     r->ran = 1;
     snprintf(r->backend, sizeof r->backend, "%s", plx_last_backend(ctx));
     for (int i = 0; i < c->n_in; i++)
-        r->bytes += 4.0 * (double)plx_tensor_numel(ins[i]);
+        r->bytes += (double)plx_tensor_numel(ins[i]) * (double)((plx_tensor_desc_get(ins[i])->dtype.bits + 7) / 8);
     for (int o = 0; o < c->n_out; o++)
         r->bytes += (double)plx_tensor_numel(outs[o]) * (double)((plx_tensor_desc_get(outs[o])->dtype.bits + 7) / 8);
     if (capture && !ref->ok) {
@@ -799,23 +842,29 @@ static void run_case(plx_context *ctx, const op_case *c, int ci, const char *bac
                 ref->ok = 0;
                 break;
             }
-            memcpy(ref->out[o], plx_tensor_data(outs[o]), sizeof(float) * (size_t)ref->n[o]);
+            output_as_f32(outs[o], ref->out[o]);
         }
     }
     if (ref->ok) {
         double worst = 0.0;
         for (int o = 0; o < c->n_out && o < 3; o++) {
-            const float *y = plx_tensor_data(outs[o]);
             if (plx_tensor_numel(outs[o]) != ref->n[o]) {
                 worst = INFINITY;
                 break;
             }
+            float *y = malloc(sizeof(float) * (size_t)(ref->n[o] + 1));
+            if (y == NULL) {
+                worst = NAN;
+                break;
+            }
+            output_as_f32(outs[o], y);
             double diff = 0.0, mag = 0.0;
             for (int64_t k = 0; k < ref->n[o]; k++) {
                 double d = fabs((double)y[k] - (double)ref->out[o][k]);
                 diff = d > diff || isnan(d) ? d : diff;
                 mag = fabs((double)ref->out[o][k]) > mag ? fabs((double)ref->out[o][k]) : mag;
             }
+            free(y);
             double e = mag > 0 ? diff / mag : diff;
             worst = e > worst || isnan(e) ? e : worst;
         }
@@ -856,6 +905,7 @@ done:
 typedef struct ops_options {
     const char *filter;
     int quick, list, json;
+    int bf16; /* --dtype bf16: inputs and outputs bf16 (reference: cpu_blas in f32 on the same values) */
     const char *svg_path;
 } ops_options;
 
@@ -930,7 +980,8 @@ static int run_ops(const ops_options *o, const char *backends)
             if (!selected[i])
                 continue;
             fprintf(stderr, "plexus bench: %s [%d/%d] %s\n", setup.configs[k].name, ++done, n_sel, suite.cases[i].name);
-            run_case(ctx[k], &suite.cases[i], i, setup.configs[k].name, k == 0, &refs[i], budget, min_runs,
+            run_case(ctx[k], &suite.cases[i], i, setup.configs[k].name, k == 0,
+                     !o->bf16 ? DTYPE_F32 : k == 0 ? DTYPE_F32_BF16_VALUES : DTYPE_BF16, &refs[i], budget, min_runs,
                      &results[i * nc + k]);
             if (k == 0 && !results[i * nc].ran)
                 reference_free(&refs[i]);
@@ -946,6 +997,7 @@ static int run_ops(const ops_options *o, const char *backends)
         cJSON *root = cJSON_CreateObject();
         cJSON_AddNumberToObject(root, "threads", setup.threads);
         cJSON_AddStringToObject(root, "reference", REFERENCE);
+        cJSON_AddStringToObject(root, "dtype", o->bf16 ? "bf16" : "f32");
         cJSON_AddBoolToObject(root, "quick", o->quick != 0);
         cJSON *names = cJSON_AddArrayToObject(root, "backends");
         for (int k = 0; k < nc; k++)
@@ -992,8 +1044,9 @@ static int run_ops(const ops_options *o, const char *backends)
         if (cli_print_json(root))
             rc = CLI_ERROR;
     } else {
-        printf("## plexus bench --ops%s: %d thread%s, reference %s\n\n", o->quick ? " --quick" : "", (int)setup.threads,
-               setup.threads == 1 ? "" : "s", REFERENCE);
+        printf("## plexus bench --ops%s%s: %d thread%s, reference %s%s\n\n", o->quick ? " --quick" : "",
+               o->bf16 ? " --dtype bf16" : "", (int)setup.threads, setup.threads == 1 ? "" : "s", REFERENCE,
+               o->bf16 ? " in f32 on the same bf16 values (its own row)" : "");
         printf("| benchmark | backend | ms | rate | vs %s | max rel. error |\n", REFERENCE);
         printf("|---|---|---:|---:|---:|---:|\n");
         for (int i = 0; i < suite.n; i++) {
@@ -1034,8 +1087,9 @@ static int run_ops(const ops_options *o, const char *backends)
         }
         printf("\nrate: GFLOP/s for matmul and convolutions, else GB/s (every input and output byte once); "
                "ms: median run.\nmax rel. error: max |y - y_ref| / max |y_ref| over the outputs, against %s on the "
-               "same inputs.\n— : the backend declines the op (--json gives the reason).\n",
-               REFERENCE);
+               "same inputs.\n— : the backend declines the op (--json gives the reason).\n%s",
+               REFERENCE,
+               o->bf16 ? "--dtype bf16: the other rows take and give bf16 tensors; bytes count 2 per element.\n" : "");
     }
 
     if (rc == CLI_OK && o->svg_path != NULL) {
@@ -1547,7 +1601,7 @@ static int calibrate_ops(const ops_options *o)
         fprintf(stderr, "plexus bench: calibrating [%d/%d] %s\n", ++done, n_sel, suite.cases[i].name);
         reference none = {0};
         case_result r;
-        run_case(ctx, &suite.cases[i], i, "auto", 0, &none, 0.0, 0, &r);
+        run_case(ctx, &suite.cases[i], i, "auto", 0, o->bf16 ? DTYPE_BF16 : DTYPE_F32, &none, 0.0, 0, &r);
         reference_free(&none);
     }
     rc = save_calibration(ctx, "the op suite");
@@ -1628,6 +1682,13 @@ int cmd_bench(int argc, char **argv)
             model_only = model_only ? model_only : "--data";
         } else if (strcmp(argv[i], "--calibrate") == 0) {
             calibrate = 1;
+        } else if ((r = cli_option(C, argc, argv, &i, "--dtype", &v)) != 0) {
+            if (r < 0)
+                return usage_error();
+            if (strcmp(v, "bf16") != 0 && strcmp(v, "f32") != 0)
+                return bad_argument("--dtype takes f32 or bf16, got '%s'", v);
+            oo.bf16 = strcmp(v, "bf16") == 0;
+            ops_only = ops_only ? ops_only : "--dtype";
         } else {
             fprintf(stderr, "plexus bench: unknown option '%s'\n", argv[i]);
             return usage_error();

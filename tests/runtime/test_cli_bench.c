@@ -396,6 +396,47 @@ static void test_ops_json(void **state)
     json_delete(j);
 }
 
+/* --dtype bf16: every backend gets bf16 tensors, cpu_blas (f32 only) is the
+ * reference in f32 on the same values. Where no backend takes bf16 (no
+ * oneDNN, or a CPU without AVX512-BF16) the rows say why. */
+static void test_ops_bf16(void **state)
+{
+    (void)state;
+    int rc = run("bench --ops --quick --op matmul,conv2d --dtype bf16 --json");
+    if (rc != 0)
+        fail_msg("exit %d\nstderr:\n%s", rc, err_text);
+    cJSON *j = last_json_line();
+    assert_string_equal(json_child(j, "dtype")->valuestring, "bf16");
+    const cJSON *ops = json_child(j, "ops");
+    assert_true(json_count(ops) >= 2);
+    int ran_bf16 = 0;
+    for (const cJSON *o = ops->child; o != NULL; o = o->next) {
+        const cJSON *res = json_child(o, "results");
+        for (const cJSON *r = res->child; r != NULL; r = r->next) {
+            if (strcmp(r->string, "cpu_blas") == 0) {
+                assert_null(json_get(r, "declined")); /* the f32 reference */
+                continue;
+            }
+            if (json_get(r, "declined") != NULL) {
+                assert_true(strlen(json_get(r, "declined")->valuestring) > 0);
+                continue;
+            }
+            double err = json_num(r, "max_rel_error");
+            if (!(err > 0 && err < 2e-2)) /* bf16 keeps 8 bits of mantissa */
+                fail_msg("%s on %s in bf16: max relative error %g", json_child(o, "op")->valuestring, r->string,
+                         err);
+            ran_bf16++;
+        }
+    }
+    if (ran_bf16 == 0)
+        printf("note: no loaded backend takes bf16 here; the rows above only checked the declines\n");
+    json_delete(j);
+    assert_int_equal(run("bench --ops --dtype f64"), 2);
+    EXPECT_STDERR("--dtype takes f32 or bf16, got 'f64'");
+    assert_int_equal(run("bench --model model.json --dtype bf16"), 2);
+    EXPECT_STDERR("--dtype applies to --ops, not --model");
+}
+
 /* A third backend that implements only core.add ("planted", a test plugin
  * that claims to be far cheaper than anything else): it runs add, declines
  * the rest with its reason, and the router picks it for add. */
@@ -742,6 +783,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_quick_table),
         cmocka_unit_test(test_ops_json),
+        cmocka_unit_test(test_ops_bf16),
         cmocka_unit_test(test_ops_declined_backend),
         cmocka_unit_test(test_ops_filter_list_and_backends),
         cmocka_unit_test(test_ops_svg),
