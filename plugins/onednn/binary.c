@@ -130,7 +130,9 @@ static dnnl_status_t build_binary(one_state *s, const plx_op_call *call, one_pla
     one_md m[2]; /* dst (= src0), src1 */
     one_mds_clear(m, 2);
     dnnl_primitive_desc_t pd = NULL;
-    one_step *step = NULL;
+    const one_binding args[] = {{DNNL_ARG_SRC_0, ONE_ARG_INPUT, p.swap ? 1 : 0, &m[0]},
+                                {DNNL_ARG_SRC_1, ONE_ARG_INPUT, p.swap ? 0 : 1, &m[1]},
+                                {DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &m[0]}};
     dnnl_status_t st;
     if ((st = one_md_plain(&m[0], p.ndim, p.dst, dt)) != dnnl_success ||
         (st = one_md_plain(&m[1], p.ndim, p.src1, dt)) != dnnl_success)
@@ -138,16 +140,9 @@ static dnnl_status_t build_binary(one_state *s, const plx_op_call *call, one_pla
     else if ((st = one_binary_pd(&pd, s->engine, binary_alg(call->op_id), one_ref(&m[0]), one_ref(&m[1]),
                                  one_ref(&m[0]), p.negate)) != dnnl_success)
         one_fail(st, reason, cap, "binary descriptor");
-    else if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
-        one_fail(st, reason, cap, "binary primitive");
-    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC_0, ONE_ARG_INPUT, p.swap ? 1 : 0, one_ref(&m[0]))) !=
-                 dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC_1, ONE_ARG_INPUT, p.swap ? 0 : 1, one_ref(&m[1]))) !=
-                 dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, one_ref(&m[0]))) != dnnl_success)
-        one_fail(st, reason, cap, "binding binary arguments");
-    if (pd != NULL)
-        dnnl_primitive_desc_destroy(pd);
+    else
+        st = one_plan_add_bound_step(s, plan, pd, args, ONE_COUNT_OF(args), "binary", reason, cap);
+    one_pd_destroy(pd);
     one_mds_release(m, 2);
     return st;
 }

@@ -185,8 +185,16 @@ static inline const char *one_pd_impl(const_dnnl_primitive_desc_t pd)
 /* ---- primitive descriptors ----------------------------------------------------- */
 
 #if !ONE_DNNL_V3
-/* 2.x: op descriptor d is initialized; make the primitive descriptor. */
-#define ONE_PD_CREATE_(pd, d, engine, hint) dnnl_primitive_desc_create((pd), &(d), NULL, (engine), (hint))
+/* 2.x: the primitive descriptor of op descriptor *d, which the
+ * dnnl_*_desc_init call that filled it returned init for (passed first so
+ * a wrapper's 2.x branch is one call: its arguments, that init call
+ * among them, are all evaluated before *d is read here). */
+static inline dnnl_status_t one_pd_create_(dnnl_status_t init, dnnl_primitive_desc_t *pd, const_dnnl_op_desc_t d,
+                                           const_dnnl_primitive_attr_t attr, dnnl_engine_t engine,
+                                           const_dnnl_primitive_desc_t hint)
+{
+    return init != dnnl_success ? init : dnnl_primitive_desc_create(pd, d, attr, engine, hint);
+}
 #endif
 
 static inline dnnl_status_t one_reorder_pd(dnnl_primitive_desc_t *pd, dnnl_engine_t engine, one_md_ref from,
@@ -242,10 +250,9 @@ static inline dnnl_status_t one_conv_fwd_pd(dnnl_primitive_desc_t *pd, dnnl_engi
                                                         dst, strides, dilates, pad_l, pad_r, attr);
 #else
     dnnl_convolution_desc_t d;
-    st = dnnl_dilated_convolution_forward_desc_init(&d, prop, dnnl_convolution_direct, src, weights, bias, dst, strides,
-                                                    dilates, pad_l, pad_r);
-    if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(pd, &d, attr, engine, NULL);
+    st = one_pd_create_(dnnl_dilated_convolution_forward_desc_init(&d, prop, dnnl_convolution_direct, src, weights,
+                                                                   bias, dst, strides, dilates, pad_l, pad_r),
+                        pd, &d, attr, engine, NULL);
 #endif
     if (attr != NULL)
         dnnl_primitive_attr_destroy(attr);
@@ -262,9 +269,9 @@ static inline dnnl_status_t one_conv_bwd_data_pd(dnnl_primitive_desc_t *pd, dnnl
                                                                 diff_dst, strides, dilates, pad_l, pad_r, hint, NULL);
 #else
     dnnl_convolution_desc_t d;
-    dnnl_status_t st = dnnl_dilated_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, diff_src, weights,
-                                                                        diff_dst, strides, dilates, pad_l, pad_r);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, hint);
+    return one_pd_create_(dnnl_dilated_convolution_backward_data_desc_init(
+                              &d, dnnl_convolution_direct, diff_src, weights, diff_dst, strides, dilates, pad_l, pad_r),
+                          pd, &d, NULL, engine, hint);
 #endif
 }
 
@@ -280,9 +287,10 @@ static inline dnnl_status_t one_conv_bwd_weights_pd(dnnl_primitive_desc_t *pd, d
                                                                    pad_l, pad_r, hint, NULL);
 #else
     dnnl_convolution_desc_t d;
-    dnnl_status_t st = dnnl_dilated_convolution_backward_weights_desc_init(
-        &d, dnnl_convolution_direct, src, diff_weights, diff_bias, diff_dst, strides, dilates, pad_l, pad_r);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, hint);
+    return one_pd_create_(dnnl_dilated_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, src,
+                                                                              diff_weights, diff_bias, diff_dst,
+                                                                              strides, dilates, pad_l, pad_r),
+                          pd, &d, NULL, engine, hint);
 #endif
 }
 
@@ -297,9 +305,9 @@ static inline dnnl_status_t one_pool_fwd_pd(dnnl_primitive_desc_t *pd, dnnl_engi
                                                       pad_r, NULL);
 #else
     dnnl_pooling_v2_desc_t d;
-    dnnl_status_t st =
-        dnnl_pooling_v2_forward_desc_init(&d, prop, alg, src, dst, strides, kernel, dilation, pad_l, pad_r);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, NULL);
+    return one_pd_create_(
+        dnnl_pooling_v2_forward_desc_init(&d, prop, alg, src, dst, strides, kernel, dilation, pad_l, pad_r), pd, &d,
+        NULL, engine, NULL);
 #endif
 }
 
@@ -314,9 +322,9 @@ static inline dnnl_status_t one_pool_bwd_pd(dnnl_primitive_desc_t *pd, dnnl_engi
                                                        pad_l, pad_r, hint, NULL);
 #else
     dnnl_pooling_v2_desc_t d;
-    dnnl_status_t st =
-        dnnl_pooling_v2_backward_desc_init(&d, alg, diff_src, diff_dst, strides, kernel, dilation, pad_l, pad_r);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, hint);
+    return one_pd_create_(
+        dnnl_pooling_v2_backward_desc_init(&d, alg, diff_src, diff_dst, strides, kernel, dilation, pad_l, pad_r), pd,
+        &d, NULL, engine, hint);
 #endif
 }
 
@@ -327,8 +335,7 @@ static inline dnnl_status_t one_matmul_pd(dnnl_primitive_desc_t *pd, dnnl_engine
     return dnnl_matmul_primitive_desc_create(pd, engine, src, weights, bias, dst, NULL);
 #else
     dnnl_matmul_desc_t d;
-    dnnl_status_t st = dnnl_matmul_desc_init(&d, src, weights, bias, dst);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, NULL);
+    return one_pd_create_(dnnl_matmul_desc_init(&d, src, weights, bias, dst), pd, &d, NULL, engine, NULL);
 #endif
 }
 
@@ -342,8 +349,7 @@ static inline dnnl_status_t one_eltwise_fwd_pd(dnnl_primitive_desc_t *pd, dnnl_e
 #else
     (void)dst;
     dnnl_eltwise_desc_t d;
-    dnnl_status_t st = dnnl_eltwise_forward_desc_init(&d, prop, alg, src, alpha, beta);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, NULL);
+    return one_pd_create_(dnnl_eltwise_forward_desc_init(&d, prop, alg, src, alpha, beta), pd, &d, NULL, engine, NULL);
 #endif
 }
 
@@ -357,8 +363,8 @@ static inline dnnl_status_t one_eltwise_bwd_pd(dnnl_primitive_desc_t *pd, dnnl_e
 #else
     (void)diff_src;
     dnnl_eltwise_desc_t d;
-    dnnl_status_t st = dnnl_eltwise_backward_desc_init(&d, alg, diff_dst, data, alpha, beta);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, hint);
+    return one_pd_create_(dnnl_eltwise_backward_desc_init(&d, alg, diff_dst, data, alpha, beta), pd, &d, NULL, engine,
+                          hint);
 #endif
 }
 
@@ -374,9 +380,7 @@ static inline dnnl_status_t one_binary_pd(dnnl_primitive_desc_t *pd, dnnl_engine
         st = dnnl_binary_primitive_desc_create(pd, engine, alg, src0, src1, dst, attr);
 #else
         dnnl_binary_desc_t d;
-        st = dnnl_binary_desc_init(&d, alg, src0, src1, dst);
-        if (st == dnnl_success)
-            st = dnnl_primitive_desc_create(pd, &d, attr, engine, NULL);
+        st = one_pd_create_(dnnl_binary_desc_init(&d, alg, src0, src1, dst), pd, &d, attr, engine, NULL);
 #endif
     }
     if (attr != NULL)
@@ -392,8 +396,8 @@ static inline dnnl_status_t one_bnorm_fwd_pd(dnnl_primitive_desc_t *pd, dnnl_eng
 #else
     (void)dst;
     dnnl_batch_normalization_desc_t d;
-    dnnl_status_t st = dnnl_batch_normalization_forward_desc_init(&d, prop, src, eps, flags);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, NULL);
+    return one_pd_create_(dnnl_batch_normalization_forward_desc_init(&d, prop, src, eps, flags), pd, &d, NULL, engine,
+                          NULL);
 #endif
 }
 
@@ -407,8 +411,8 @@ static inline dnnl_status_t one_bnorm_bwd_pd(dnnl_primitive_desc_t *pd, dnnl_eng
 #else
     (void)diff_src;
     dnnl_batch_normalization_desc_t d;
-    dnnl_status_t st = dnnl_batch_normalization_backward_desc_init(&d, prop, diff_dst, src, eps, flags);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, hint);
+    return one_pd_create_(dnnl_batch_normalization_backward_desc_init(&d, prop, diff_dst, src, eps, flags), pd, &d,
+                          NULL, engine, hint);
 #endif
 }
 
@@ -420,8 +424,8 @@ static inline dnnl_status_t one_lnorm_fwd_pd(dnnl_primitive_desc_t *pd, dnnl_eng
 #else
     (void)dst;
     dnnl_layer_normalization_desc_t d;
-    dnnl_status_t st = dnnl_layer_normalization_forward_desc_init(&d, prop, src, stat, eps, flags);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, NULL);
+    return one_pd_create_(dnnl_layer_normalization_forward_desc_init(&d, prop, src, stat, eps, flags), pd, &d, NULL,
+                          engine, NULL);
 #endif
 }
 
@@ -435,8 +439,8 @@ static inline dnnl_status_t one_lnorm_bwd_pd(dnnl_primitive_desc_t *pd, dnnl_eng
 #else
     (void)diff_src;
     dnnl_layer_normalization_desc_t d;
-    dnnl_status_t st = dnnl_layer_normalization_backward_desc_init(&d, prop, diff_dst, src, stat, eps, flags);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, hint);
+    return one_pd_create_(dnnl_layer_normalization_backward_desc_init(&d, prop, diff_dst, src, stat, eps, flags), pd,
+                          &d, NULL, engine, hint);
 #endif
 }
 
@@ -448,8 +452,7 @@ static inline dnnl_status_t one_softmax_fwd_pd(dnnl_primitive_desc_t *pd, dnnl_e
     return dnnl_softmax_forward_primitive_desc_create(pd, engine, prop, alg, src, dst, axis, NULL);
 #else
     dnnl_softmax_v2_desc_t d;
-    dnnl_status_t st = dnnl_softmax_v2_forward_desc_init(&d, prop, alg, src, dst, axis);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, NULL);
+    return one_pd_create_(dnnl_softmax_v2_forward_desc_init(&d, prop, alg, src, dst, axis), pd, &d, NULL, engine, NULL);
 #endif
 }
 
@@ -461,8 +464,8 @@ static inline dnnl_status_t one_softmax_bwd_pd(dnnl_primitive_desc_t *pd, dnnl_e
     return dnnl_softmax_backward_primitive_desc_create(pd, engine, alg, diff_src, diff_dst, dst, axis, hint, NULL);
 #else
     dnnl_softmax_v2_desc_t d;
-    dnnl_status_t st = dnnl_softmax_v2_backward_desc_init(&d, alg, diff_src, diff_dst, dst, axis);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, hint);
+    return one_pd_create_(dnnl_softmax_v2_backward_desc_init(&d, alg, diff_src, diff_dst, dst, axis), pd, &d, NULL,
+                          engine, hint);
 #endif
 }
 
@@ -473,14 +476,9 @@ static inline dnnl_status_t one_reduction_pd(dnnl_primitive_desc_t *pd, dnnl_eng
     return dnnl_reduction_primitive_desc_create(pd, engine, alg, src, dst, 0.0f, 0.0f, NULL);
 #else
     dnnl_reduction_desc_t d;
-    dnnl_status_t st = dnnl_reduction_desc_init(&d, alg, src, dst, 0.0f, 0.0f);
-    return st != dnnl_success ? st : ONE_PD_CREATE_(pd, d, engine, NULL);
+    return one_pd_create_(dnnl_reduction_desc_init(&d, alg, src, dst, 0.0f, 0.0f), pd, &d, NULL, engine, NULL);
 #endif
 }
-
-#if !ONE_DNNL_V3
-#undef ONE_PD_CREATE_
-#endif
 
 /* ---- CPU features ------------------------------------------------------------- */
 

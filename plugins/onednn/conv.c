@@ -126,86 +126,67 @@ static dnnl_status_t build_conv2d(one_state *s, const plx_op_call *call, one_pla
     geom_of_call(&g, call);
     bool with_bias = call->n_inputs > 2;
     dnnl_primitive_desc_t pd = NULL;
-    one_step *step = NULL;
+    const one_binding args[] = {{DNNL_ARG_SRC, ONE_ARG_INPUT, 0, &m[X_USER]},
+                                {DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, &m[W_USER]},
+                                {with_bias ? DNNL_ARG_BIAS : ONE_NO_ARG, ONE_ARG_INPUT, 2, &m[B_USER]},
+                                {DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &m[Y_USER]}};
     dnnl_status_t st = make_mds(&g, one_dt(&call->inputs[0]), m);
     if (st != dnnl_success)
         one_fail(st, reason, cap, "memory descriptor");
     else if ((st = forward_pd(s, &g, m, with_bias, dnnl_forward_inference, activation_of(call) != 0, &pd)) !=
              dnnl_success)
         one_fail(st, reason, cap, "convolution forward descriptor");
-    else if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
-        one_fail(st, reason, cap, "convolution forward primitive");
-    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 0, MD(X_USER))) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, MD(W_USER))) != dnnl_success ||
-             (with_bias &&
-              (st = one_step_bind(s, plan, step, pd, DNNL_ARG_BIAS, ONE_ARG_INPUT, 2, MD(B_USER))) != dnnl_success) ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, MD(Y_USER))) != dnnl_success)
-        one_fail(st, reason, cap, "binding convolution arguments");
-    if (pd != NULL)
-        dnnl_primitive_desc_destroy(pd);
+    else
+        st = one_plan_add_bound_step(s, plan, pd, args, ONE_COUNT_OF(args), "convolution forward", reason, cap);
+    one_pd_destroy(pd);
     one_mds_release(m, N_MDS);
     return st;
 }
 
-static dnnl_status_t build_conv2d_backward_data(one_state *s, const plx_op_call *call, one_plan *plan, char *reason,
-                                                size_t cap)
+/* The backward-data (data) or backward-weights primitive descriptor. */
+static dnnl_status_t backward_pd(const one_state *s, const conv_geom *g, const one_md *m, bool data,
+                                 const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd)
 {
+    if (data)
+        return one_conv_bwd_data_pd(pd, s->engine, MD(X_ANY), MD(W_ANY), MD(Y_ANY), g->strides, g->dilates, g->padding,
+                                    g->padding, hint);
+    return one_conv_bwd_weights_pd(pd, s->engine, MD(X_ANY), MD(W_ANY), NULL, MD(Y_ANY), g->strides, g->dilates,
+                                   g->padding, g->padding, hint);
+}
+
+/* (dy, w) -> dx or (dy, x) -> dw: one backward primitive, made with a
+ * training forward as its hint. */
+static dnnl_status_t build_conv2d_backward(one_state *s, const plx_op_call *call, one_plan *plan, char *reason,
+                                           size_t cap)
+{
+    const bool data = call->op_id == PLX_OP_CONV2D_BACKWARD_DATA;
     conv_geom g;
     one_md m[N_MDS];
     one_mds_clear(m, N_MDS);
     geom_of_call(&g, call);
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    one_step *step = NULL;
+    const one_binding data_args[] = {{DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, &m[Y_USER]},
+                                     {DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, &m[W_USER]},
+                                     {DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, &m[X_USER]}};
+    const one_binding weights_args[] = {{DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, &m[Y_USER]},
+                                        {DNNL_ARG_SRC, ONE_ARG_INPUT, 1, &m[X_USER]},
+                                        {DNNL_ARG_DIFF_WEIGHTS, ONE_ARG_OUTPUT, 0, &m[W_USER]}};
     dnnl_status_t st = make_mds(&g, one_dt(&call->inputs[0]), m);
     if (st != dnnl_success)
         one_fail(st, reason, cap, "memory descriptor");
     else if ((st = forward_pd(s, &g, m, false, dnnl_forward_training, false, &hint)) != dnnl_success)
         one_fail(st, reason, cap, "convolution forward (hint) descriptor");
-    else if ((st = one_conv_bwd_data_pd(&pd, s->engine, MD(X_ANY), MD(W_ANY), MD(Y_ANY), g.strides, g.dilates,
-                                        g.padding, g.padding, hint)) != dnnl_success)
-        one_fail(st, reason, cap, "convolution backward-data descriptor");
-    else if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
-        one_fail(st, reason, cap, "convolution backward-data primitive");
-    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, MD(Y_USER))) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, MD(W_USER))) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, MD(X_USER))) != dnnl_success)
-        one_fail(st, reason, cap, "binding convolution backward-data arguments");
-    if (pd != NULL)
-        dnnl_primitive_desc_destroy(pd);
-    if (hint != NULL)
-        dnnl_primitive_desc_destroy(hint);
-    one_mds_release(m, N_MDS);
-    return st;
-}
-
-static dnnl_status_t build_conv2d_backward_weight(one_state *s, const plx_op_call *call, one_plan *plan, char *reason,
-                                                  size_t cap)
-{
-    conv_geom g;
-    one_md m[N_MDS];
-    one_mds_clear(m, N_MDS);
-    geom_of_call(&g, call);
-    dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    one_step *step = NULL;
-    dnnl_status_t st = make_mds(&g, one_dt(&call->inputs[0]), m);
-    if (st != dnnl_success)
-        one_fail(st, reason, cap, "memory descriptor");
-    else if ((st = forward_pd(s, &g, m, false, dnnl_forward_training, false, &hint)) != dnnl_success)
-        one_fail(st, reason, cap, "convolution forward (hint) descriptor");
-    else if ((st = one_conv_bwd_weights_pd(&pd, s->engine, MD(X_ANY), MD(W_ANY), NULL, MD(Y_ANY), g.strides, g.dilates,
-                                           g.padding, g.padding, hint)) != dnnl_success)
-        one_fail(st, reason, cap, "convolution backward-weights descriptor");
-    else if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
-        one_fail(st, reason, cap, "convolution backward-weights primitive");
-    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, MD(Y_USER))) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 1, MD(X_USER))) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_WEIGHTS, ONE_ARG_OUTPUT, 0, MD(W_USER))) !=
-                 dnnl_success)
-        one_fail(st, reason, cap, "binding convolution backward-weights arguments");
-    if (pd != NULL)
-        dnnl_primitive_desc_destroy(pd);
-    if (hint != NULL)
-        dnnl_primitive_desc_destroy(hint);
+    else if ((st = backward_pd(s, &g, m, data, hint, &pd)) != dnnl_success)
+        one_fail(st, reason, cap,
+                 data ? "convolution backward-data descriptor" : "convolution backward-weights descriptor");
+    else if (data)
+        st = one_plan_add_bound_step(s, plan, pd, data_args, ONE_COUNT_OF(data_args), "convolution backward-data",
+                                     reason, cap);
+    else
+        st = one_plan_add_bound_step(s, plan, pd, weights_args, ONE_COUNT_OF(weights_args),
+                                     "convolution backward-weights", reason, cap);
+    one_pd_destroy(pd);
+    one_pd_destroy(hint);
     one_mds_release(m, N_MDS);
     return st;
 }
@@ -249,6 +230,6 @@ ONE_FAMILY_TABLE(conv,
                  {PLX_OP_CONV2D, sizeof(plx_conv2d_attrs), ONE_DT_F32 | ONE_DT_BF16, check_conv, build_conv2d,
                   estimate_conv},
                  {PLX_OP_CONV2D_BACKWARD_DATA, sizeof(plx_conv2d_backward_attrs), ONE_DT_F32 | ONE_DT_BF16, check_conv,
-                  build_conv2d_backward_data, estimate_conv},
+                  build_conv2d_backward, estimate_conv},
                  {PLX_OP_CONV2D_BACKWARD_WEIGHT, sizeof(plx_conv2d_backward_attrs), ONE_DT_F32 | ONE_DT_BF16,
-                  check_conv, build_conv2d_backward_weight, estimate_conv});
+                  check_conv, build_conv2d_backward, estimate_conv});

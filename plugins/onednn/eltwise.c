@@ -179,26 +179,26 @@ static bool check_eltwise(const plx_op_call *call, char *reason, size_t cap)
 /* x (forward) or (dy, x) -> y / dx, all the same shape: one flat row. */
 static dnnl_status_t build_eltwise(one_state *s, const plx_op_call *call, one_plan *plan, char *reason, size_t cap)
 {
-    const bool grad = is_grad(call->op_id);
     const eltwise_map map = map_of(call);
     int64_t n = plx_desc_numel(&call->outputs[0]);
     one_md md;
     one_md_clear(&md);
     dnnl_primitive_desc_t fwd = NULL, bwd = NULL;
-    one_step *step = NULL;
+    const one_binding fwd_args[] = {{DNNL_ARG_SRC, ONE_ARG_INPUT, 0, &md}, {DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &md}};
+    const one_binding bwd_args[] = {{DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, &md},
+                                    {DNNL_ARG_SRC, ONE_ARG_INPUT, 1, &md},
+                                    {DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, &md}};
     dnnl_status_t st = one_md_plain(&md, 1, &n, one_dt(&call->outputs[0]));
     one_md_ref r = one_ref(&md);
     if (st != dnnl_success) {
         one_fail(st, reason, cap, "memory descriptor");
-    } else if (!grad) {
+    } else if (!is_grad(call->op_id)) {
         if ((st = one_eltwise_fwd_pd(&fwd, s->engine, dnnl_forward_inference, map.alg, r, r, map.alpha, map.beta)) !=
             dnnl_success)
             one_fail(st, reason, cap, "eltwise forward descriptor");
-        else if ((st = one_plan_add_step(plan, fwd, &step)) != dnnl_success)
-            one_fail(st, reason, cap, "eltwise forward primitive");
-        else if ((st = one_step_bind(s, plan, step, fwd, DNNL_ARG_SRC, ONE_ARG_INPUT, 0, r)) != dnnl_success ||
-                 (st = one_step_bind(s, plan, step, fwd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, r)) != dnnl_success)
-            one_fail(st, reason, cap, "binding eltwise arguments");
+        else
+            st =
+                one_plan_add_bound_step(s, plan, fwd, fwd_args, ONE_COUNT_OF(fwd_args), "eltwise forward", reason, cap);
     } else {
         if ((st = one_eltwise_fwd_pd(&fwd, s->engine, dnnl_forward_training, map.alg, r, r, map.bwd_alpha,
                                      map.bwd_beta)) != dnnl_success)
@@ -206,17 +206,12 @@ static dnnl_status_t build_eltwise(one_state *s, const plx_op_call *call, one_pl
         else if ((st = one_eltwise_bwd_pd(&bwd, s->engine, map.alg, r, r, r, map.bwd_alpha, map.bwd_beta, fwd)) !=
                  dnnl_success)
             one_fail(st, reason, cap, "eltwise backward descriptor");
-        else if ((st = one_plan_add_step(plan, bwd, &step)) != dnnl_success)
-            one_fail(st, reason, cap, "eltwise backward primitive");
-        else if ((st = one_step_bind(s, plan, step, bwd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, r)) != dnnl_success ||
-                 (st = one_step_bind(s, plan, step, bwd, DNNL_ARG_SRC, ONE_ARG_INPUT, 1, r)) != dnnl_success ||
-                 (st = one_step_bind(s, plan, step, bwd, DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, r)) != dnnl_success)
-            one_fail(st, reason, cap, "binding eltwise backward arguments");
+        else
+            st = one_plan_add_bound_step(s, plan, bwd, bwd_args, ONE_COUNT_OF(bwd_args), "eltwise backward", reason,
+                                         cap);
     }
-    if (bwd != NULL)
-        dnnl_primitive_desc_destroy(bwd);
-    if (fwd != NULL)
-        dnnl_primitive_desc_destroy(fwd);
+    one_pd_destroy(bwd);
+    one_pd_destroy(fwd);
     one_md_release(&md);
     return st;
 }

@@ -85,7 +85,9 @@ static dnnl_status_t build_matmul(one_state *s, const plx_op_call *call, one_pla
     one_md m[3]; /* a, b, y */
     one_mds_clear(m, 3);
     dnnl_primitive_desc_t pd = NULL;
-    one_step *step = NULL;
+    const one_binding args[] = {{DNNL_ARG_SRC, ONE_ARG_INPUT, 0, &m[0]},
+                                {DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, &m[1]},
+                                {DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &m[2]}};
     dnnl_status_t st;
     if ((st = operand_md(&m[0], d.batch, d.m, d.k, d.trans_a, batched, dt)) != dnnl_success ||
         (st = operand_md(&m[1], d.batch, d.k, d.n, d.trans_b, batched, dt)) != dnnl_success ||
@@ -93,15 +95,9 @@ static dnnl_status_t build_matmul(one_state *s, const plx_op_call *call, one_pla
         one_fail(st, reason, cap, "memory descriptor");
     else if ((st = one_matmul_pd(&pd, s->engine, one_ref(&m[0]), one_ref(&m[1]), NULL, one_ref(&m[2]))) != dnnl_success)
         one_fail(st, reason, cap, "matmul descriptor");
-    else if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
-        one_fail(st, reason, cap, "matmul primitive");
-    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 0, one_ref(&m[0]))) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, one_ref(&m[1]))) !=
-                 dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, one_ref(&m[2]))) != dnnl_success)
-        one_fail(st, reason, cap, "binding matmul arguments");
-    if (pd != NULL)
-        dnnl_primitive_desc_destroy(pd);
+    else
+        st = one_plan_add_bound_step(s, plan, pd, args, ONE_COUNT_OF(args), "matmul", reason, cap);
+    one_pd_destroy(pd);
     one_mds_release(m, 3);
     return st;
 }

@@ -216,55 +216,61 @@ static bool global_stats(const plx_op_call *call)
     return is_batch(call->op_id) && !((const plx_batch_norm_attrs *)call->attrs)->training;
 }
 
-static dnnl_status_t forward_pd(const one_state *s, const plx_op_call *call, const one_md *m, dnnl_prop_kind_t prop,
-                                unsigned flags, dnnl_primitive_desc_t *pd)
+/* Separate scale and shift; with global stats, the running statistics. */
+static unsigned flags_of(const plx_op_call *call)
 {
-    one_md_ref data = one_ref(&m[MD_DATA]);
+    return dnnl_use_scale | dnnl_use_shift | (global_stats(call) ? dnnl_use_global_stats : 0u);
+}
+
+#define MD(i) one_ref(&m[i])
+
+static dnnl_status_t forward_pd(const one_state *s, const plx_op_call *call, const one_md *m, dnnl_prop_kind_t prop,
+                                dnnl_primitive_desc_t *pd)
+{
     if (is_batch(call->op_id))
-        return one_bnorm_fwd_pd(pd, s->engine, prop, data, data, eps_of(call), flags);
-    return one_lnorm_fwd_pd(pd, s->engine, prop, data, data, one_ref(&m[MD_STAT]), eps_of(call), flags);
+        return one_bnorm_fwd_pd(pd, s->engine, prop, MD(MD_DATA), MD(MD_DATA), eps_of(call), flags_of(call));
+    return one_lnorm_fwd_pd(pd, s->engine, prop, MD(MD_DATA), MD(MD_DATA), MD(MD_STAT), eps_of(call), flags_of(call));
+}
+
+static dnnl_status_t backward_pd(const one_state *s, const plx_op_call *call, const one_md *m,
+                                 const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd)
+{
+    if (is_batch(call->op_id))
+        return one_bnorm_bwd_pd(pd, s->engine, dnnl_backward, MD(MD_DATA), MD(MD_DATA), MD(MD_DATA), eps_of(call),
+                                flags_of(call), hint);
+    return one_lnorm_bwd_pd(pd, s->engine, dnnl_backward, MD(MD_DATA), MD(MD_DATA), MD(MD_DATA), MD(MD_STAT),
+                            eps_of(call), flags_of(call), hint);
 }
 
 /* (x, gamma, beta[, running_mean, running_var]) -> (y, mean, invstd) */
 static dnnl_status_t build_forward(one_state *s, const plx_op_call *call, one_plan *plan, char *reason, size_t cap)
 {
     const bool global = global_stats(call);
-    const unsigned flags = dnnl_use_scale | dnnl_use_shift | (global ? dnnl_use_global_stats : 0u);
     one_md m[N_MDS];
     one_mds_clear(m, N_MDS);
     dnnl_primitive_desc_t pd = NULL;
-    one_step *step = NULL;
-    one_md_ref data = NULL, stat = NULL, param = NULL;
-    dnnl_status_t st = make_mds(call, m);
-    if (st == dnnl_success) {
-        data = one_ref(&m[MD_DATA]);
-        stat = one_ref(&m[MD_STAT]);
-        param = one_ref(&m[MD_PARAM]);
-    }
     /* The statistics are outputs only with forward_training (global stats:
      * inputs, with forward_inference). */
+    const one_binding args[] = {
+        {DNNL_ARG_SRC, ONE_ARG_INPUT, 0, &m[MD_DATA]},
+        {DNNL_ARG_SCALE, ONE_ARG_INPUT, 1, &m[MD_PARAM]},
+        {DNNL_ARG_SHIFT, ONE_ARG_INPUT, 2, &m[MD_PARAM]},
+        {DNNL_ARG_MEAN, global ? ONE_ARG_INPUT : ONE_ARG_OUTPUT, global ? 3 : 1, &m[MD_STAT]},
+        {DNNL_ARG_VARIANCE, global ? ONE_ARG_INPUT : ONE_ARG_OUTPUT, global ? 4 : 2, &m[MD_STAT]},
+        {DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &m[MD_DATA]}};
+    dnnl_status_t st = make_mds(call, m);
     if (st != dnnl_success)
         one_fail(st, reason, cap, "memory descriptor");
-    else if ((st = forward_pd(s, call, m, global ? dnnl_forward_inference : dnnl_forward_training, flags, &pd)) !=
+    else if ((st = forward_pd(s, call, m, global ? dnnl_forward_inference : dnnl_forward_training, &pd)) !=
              dnnl_success)
         one_fail(st, reason, cap, "normalization forward descriptor");
-    else if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
-        one_fail(st, reason, cap, "normalization forward primitive");
-    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 0, data)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_SCALE, ONE_ARG_INPUT, 1, param)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_SHIFT, ONE_ARG_INPUT, 2, param)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_MEAN, global ? ONE_ARG_INPUT : ONE_ARG_OUTPUT,
-                                 global ? 3 : 1, stat)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_VARIANCE, global ? ONE_ARG_INPUT : ONE_ARG_OUTPUT,
-                                 global ? 4 : 2, stat)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, data)) != dnnl_success)
-        one_fail(st, reason, cap, "binding normalization forward arguments");
-    else if ((st = one_plan_add_host(plan, !is_batch(call->op_id) ? layer_norm_finish
+    else if ((st = one_plan_add_bound_step(s, plan, pd, args, ONE_COUNT_OF(args), "normalization forward", reason,
+                                           cap)) == dnnl_success &&
+             (st = one_plan_add_host(plan, !is_batch(call->op_id) ? layer_norm_finish
                                            : global               ? batch_norm_infer_finish
                                                                   : batch_norm_train_finish)) != dnnl_success)
         one_fail(st, reason, cap, "adding the statistics step");
-    if (pd != NULL)
-        dnnl_primitive_desc_destroy(pd);
+    one_pd_destroy(pd);
     one_mds_release(m, N_MDS);
     return st;
 }
@@ -276,53 +282,39 @@ static dnnl_status_t build_forward(one_state *s, const plx_op_call *call, one_pl
 /* (dy, x, gamma, mean, invstd) -> (dx, dgamma, dbeta) */
 static dnnl_status_t build_backward(one_state *s, const plx_op_call *call, one_plan *plan, char *reason, size_t cap)
 {
-    const bool global = global_stats(call);
-    const unsigned flags = dnnl_use_scale | dnnl_use_shift | (global ? dnnl_use_global_stats : 0u);
     one_md m[N_MDS];
     one_mds_clear(m, N_MDS);
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    one_step *step = NULL;
-    one_md_ref data = NULL, stat = NULL, param = NULL;
     dnnl_status_t st = make_mds(call, m);
-    if (st == dnnl_success) {
-        data = one_ref(&m[MD_DATA]);
-        stat = one_ref(&m[MD_STAT]);
-        param = one_ref(&m[MD_PARAM]);
-    }
     if (st != dnnl_success)
         one_fail(st, reason, cap, "memory descriptor");
-    else if ((st = forward_pd(s, call, m, dnnl_forward_training, flags, &hint)) != dnnl_success)
+    else if ((st = forward_pd(s, call, m, dnnl_forward_training, &hint)) != dnnl_success)
         one_fail(st, reason, cap, "normalization forward (hint) descriptor");
-    else if ((st = is_batch(call->op_id)
-                       ? one_bnorm_bwd_pd(&pd, s->engine, dnnl_backward, data, data, data, eps_of(call), flags, hint)
-                       : one_lnorm_bwd_pd(&pd, s->engine, dnnl_backward, data, data, data, stat, eps_of(call), flags,
-                                          hint)) != dnnl_success)
+    else if ((st = backward_pd(s, call, m, hint, &pd)) != dnnl_success)
         one_fail(st, reason, cap, "normalization backward descriptor");
-    else if ((st = one_plan_temp(plan, 0, stat)) != dnnl_success ||
+    else if ((st = one_plan_temp(plan, 0, MD(MD_STAT))) != dnnl_success ||
              (st = one_plan_add_host(plan, is_batch(call->op_id) ? batch_norm_backward_prepare
                                                                  : layer_norm_backward_prepare)) != dnnl_success)
         one_fail(st, reason, cap, "adding the variance step");
-    else if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
-        one_fail(st, reason, cap, "normalization backward primitive");
-    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, data)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 1, data)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_SCALE, ONE_ARG_INPUT, 2, param)) != dnnl_success ||
-             /* With use_shift, oneDNN 2.6 counts the shift among the backward
-              * primitive's inputs (3.7 does not, and rejects it) although
-              * the gradients do not depend on it, and the op has no beta
-              * input: where expected, it gets gamma's memory, unread. */
-             (one_pd_num_inputs(pd) > NORM_BACKWARD_INPUTS &&
-              (st = one_step_bind(s, plan, step, pd, DNNL_ARG_SHIFT, ONE_ARG_INPUT, 2, param)) != dnnl_success) ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_MEAN, ONE_ARG_INPUT, 3, stat)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_VARIANCE, ONE_ARG_TEMP, 0, NULL)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, data)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_SCALE, ONE_ARG_OUTPUT, 1, param)) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DIFF_SHIFT, ONE_ARG_OUTPUT, 2, param)) != dnnl_success)
-        one_fail(st, reason, cap, "binding normalization backward arguments");
-    if (pd != NULL)
-        dnnl_primitive_desc_destroy(pd);
-    if (hint != NULL)
-        dnnl_primitive_desc_destroy(hint);
+    else {
+        /* With use_shift, oneDNN 2.6 counts the shift among the backward
+         * primitive's inputs (3.7 does not, and rejects it) although the
+         * gradients do not depend on it, and the op has no beta input:
+         * where expected, it gets gamma's memory, unread. */
+        const bool takes_shift = one_pd_num_inputs(pd) > NORM_BACKWARD_INPUTS;
+        const one_binding args[] = {{DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, &m[MD_DATA]},
+                                    {DNNL_ARG_SRC, ONE_ARG_INPUT, 1, &m[MD_DATA]},
+                                    {DNNL_ARG_SCALE, ONE_ARG_INPUT, 2, &m[MD_PARAM]},
+                                    {takes_shift ? DNNL_ARG_SHIFT : ONE_NO_ARG, ONE_ARG_INPUT, 2, &m[MD_PARAM]},
+                                    {DNNL_ARG_MEAN, ONE_ARG_INPUT, 3, &m[MD_STAT]},
+                                    {DNNL_ARG_VARIANCE, ONE_ARG_TEMP, 0, NULL},
+                                    {DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, &m[MD_DATA]},
+                                    {DNNL_ARG_DIFF_SCALE, ONE_ARG_OUTPUT, 1, &m[MD_PARAM]},
+                                    {DNNL_ARG_DIFF_SHIFT, ONE_ARG_OUTPUT, 2, &m[MD_PARAM]}};
+        st = one_plan_add_bound_step(s, plan, pd, args, ONE_COUNT_OF(args), "normalization backward", reason, cap);
+    }
+    one_pd_destroy(pd);
+    one_pd_destroy(hint);
     one_mds_release(m, N_MDS);
     return st;
 }

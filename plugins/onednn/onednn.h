@@ -143,8 +143,34 @@ ONE_DECLARE_FAMILY(reduce);
 
 /* ---- plan helpers (plan.c) -------------------------------------------------- */
 
-/* Adds a step running the primitive of pd (pd stays the caller's). */
-dnnl_status_t one_plan_add_step(one_plan *plan, const_dnnl_primitive_desc_t pd, one_step **out);
+/* One argument of a step: execution argument dnnl_arg of its primitive
+ * bound to a call tensor (kind ONE_ARG_INPUT / ONE_ARG_OUTPUT, index into
+ * call->inputs / outputs, user_md its plain layout) or to plan temporary
+ * `index` (ONE_ARG_TEMP, user_md NULL: the temporary takes the primitive's
+ * layout, or the one already declared, which must then agree). user_md is
+ * read when the step is added, so a table of bindings may be written
+ * before its descriptors are made. dnnl_arg ONE_NO_ARG skips the entry
+ * (for an argument only some calls have). */
+typedef struct one_binding {
+    int dnnl_arg;
+    int kind;
+    int index;
+    const one_md *user_md;
+} one_binding;
+
+/* Not a oneDNN execution argument in any version (3.x names it
+ * DNNL_ARG_UNDEF). */
+#define ONE_NO_ARG 0
+
+#define ONE_COUNT_OF(array) ((int)(sizeof(array) / sizeof((array)[0])))
+
+/* Adds a step running the primitive of pd (pd stays the caller's) with
+ * args[0 .. n_args) bound in order; where a primitive input's layout
+ * differs from the call tensor's, the step carries the reorder. On failure
+ * writes "oneDNN <what> primitive failed: ..." or "oneDNN binding <what>
+ * arguments failed: ..." to reason. */
+dnnl_status_t one_plan_add_bound_step(const one_state *s, one_plan *plan, const_dnnl_primitive_desc_t pd,
+                                      const one_binding *args, int n_args, const char *what, char *reason, size_t cap);
 
 /* Adds a host step. */
 dnnl_status_t one_plan_add_host(one_plan *plan, one_host_fn fn);
@@ -153,12 +179,8 @@ dnnl_status_t one_plan_add_host(one_plan *plan, one_host_fn fn);
  * step fills: give them a plain layout). */
 dnnl_status_t one_plan_temp(one_plan *plan, int index, one_md_ref md);
 
-/* Binds argument dnnl_arg of step (made from pd) to a call tensor (kind
- * ONE_ARG_INPUT / ONE_ARG_OUTPUT, user_md its plain layout) or to a plan
- * temporary (ONE_ARG_TEMP, user_md NULL: it takes the primitive's layout,
- * or the one already declared, which must then agree). */
-dnnl_status_t one_step_bind(const one_state *s, one_plan *plan, one_step *step, const_dnnl_primitive_desc_t pd,
-                            int dnnl_arg, int kind, int index, one_md_ref user_md);
+/* Destroys a primitive descriptor; NULL is a no-op. */
+void one_pd_destroy(dnnl_primitive_desc_t pd);
 
 /* Whether the primitive of pd takes execution argument dnnl_arg. */
 bool one_pd_takes(const_dnnl_primitive_desc_t pd, int dnnl_arg);

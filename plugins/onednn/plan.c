@@ -103,7 +103,8 @@ static one_step *next_step(one_plan *plan)
     return step;
 }
 
-dnnl_status_t one_plan_add_step(one_plan *plan, const_dnnl_primitive_desc_t pd, one_step **out)
+/* Adds a step running the primitive of pd (pd stays the caller's). */
+static dnnl_status_t add_step(one_plan *plan, const_dnnl_primitive_desc_t pd, one_step **out)
 {
     one_step *step = next_step(plan);
     if (step == NULL)
@@ -153,8 +154,9 @@ static dnnl_status_t make_reorder(const one_state *s, one_md_ref from, one_md_re
     return st;
 }
 
-dnnl_status_t one_step_bind(const one_state *s, one_plan *plan, one_step *step, const_dnnl_primitive_desc_t pd,
-                            int dnnl_arg, int kind, int index, one_md_ref user_md)
+/* Binds argument dnnl_arg of step (made from pd) as one_binding says. */
+static dnnl_status_t bind_arg(const one_state *s, one_plan *plan, one_step *step, const_dnnl_primitive_desc_t pd,
+                              int dnnl_arg, int kind, int index, one_md_ref user_md)
 {
     if (step->n_args >= ONE_MAX_ARGS)
         return dnnl_invalid_arguments;
@@ -190,6 +192,34 @@ dnnl_status_t one_step_bind(const one_state *s, one_plan *plan, one_step *step, 
         st = kind == ONE_ARG_INPUT ? make_reorder(s, user_md, prim_md, &a->reorder)
                                    : make_reorder(s, prim_md, user_md, &a->reorder);
     return st;
+}
+
+dnnl_status_t one_plan_add_bound_step(const one_state *s, one_plan *plan, const_dnnl_primitive_desc_t pd,
+                                      const one_binding *args, int n_args, const char *what, char *reason, size_t cap)
+{
+    one_step *step = NULL;
+    dnnl_status_t st = add_step(plan, pd, &step);
+    if (st != dnnl_success) {
+        snprintf(reason, cap, "oneDNN %s primitive failed: %s", what, one_status_name(st));
+        return st;
+    }
+    for (int i = 0; i < n_args; i++) {
+        const one_binding *b = &args[i];
+        if (b->dnnl_arg == ONE_NO_ARG)
+            continue;
+        st = bind_arg(s, plan, step, pd, b->dnnl_arg, b->kind, b->index, one_ref(b->user_md));
+        if (st != dnnl_success) {
+            snprintf(reason, cap, "oneDNN binding %s arguments failed: %s", what, one_status_name(st));
+            return st;
+        }
+    }
+    return dnnl_success;
+}
+
+void one_pd_destroy(dnnl_primitive_desc_t pd)
+{
+    if (pd != NULL)
+        dnnl_primitive_desc_destroy(pd);
 }
 
 const char *one_plan_reference_impl(const one_plan *plan)

@@ -115,29 +115,34 @@ static dnnl_status_t forward_pd(const one_state *s, const pool_geom *g, one_md_r
                            g->pad_r);
 }
 
+/* Plain x and y: the layout of the call's tensors and of the primitives. */
+enum { X_MD, Y_MD, N_MDS };
+
+static dnnl_status_t make_mds(const pool_geom *g, dnnl_data_type_t dt, one_md *m)
+{
+    dnnl_status_t st = one_md_plain(&m[X_MD], 4, g->x, dt);
+    return st != dnnl_success ? st : one_md_plain(&m[Y_MD], 4, g->y, dt);
+}
+
 static dnnl_status_t build_forward(one_state *s, const plx_op_call *call, one_plan *plan, char *reason, size_t cap)
 {
     pool_geom g;
     geom_of_call(&g, call);
-    one_md m[2];
-    one_mds_clear(m, 2);
-    dnnl_data_type_t dt = one_dt(&call->inputs[0]);
+    one_md m[N_MDS];
+    one_mds_clear(m, N_MDS);
     dnnl_primitive_desc_t pd = NULL;
-    one_step *step = NULL;
-    dnnl_status_t st;
-    if ((st = one_md_plain(&m[0], 4, g.x, dt)) != dnnl_success ||
-        (st = one_md_plain(&m[1], 4, g.y, dt)) != dnnl_success)
+    const one_binding args[] = {{DNNL_ARG_SRC, ONE_ARG_INPUT, 0, &m[X_MD]},
+                                {DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &m[Y_MD]}};
+    dnnl_status_t st = make_mds(&g, one_dt(&call->inputs[0]), m);
+    if (st != dnnl_success)
         one_fail(st, reason, cap, "memory descriptor");
-    else if ((st = forward_pd(s, &g, one_ref(&m[0]), one_ref(&m[1]), dnnl_forward_inference, &pd)) != dnnl_success)
+    else if ((st = forward_pd(s, &g, one_ref(&m[X_MD]), one_ref(&m[Y_MD]), dnnl_forward_inference, &pd)) !=
+             dnnl_success)
         one_fail(st, reason, cap, "pooling forward descriptor");
-    else if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
-        one_fail(st, reason, cap, "pooling forward primitive");
-    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 0, one_ref(&m[0]))) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, one_ref(&m[1]))) != dnnl_success)
-        one_fail(st, reason, cap, "binding pooling arguments");
-    if (pd != NULL)
-        dnnl_primitive_desc_destroy(pd);
-    one_mds_release(m, 2);
+    else
+        st = one_plan_add_bound_step(s, plan, pd, args, ONE_COUNT_OF(args), "pooling forward", reason, cap);
+    one_pd_destroy(pd);
+    one_mds_release(m, N_MDS);
     return st;
 }
 
@@ -147,45 +152,35 @@ static dnnl_status_t build_backward(one_state *s, const plx_op_call *call, one_p
 {
     pool_geom g;
     geom_of_call(&g, call);
-    one_md m[2];
-    one_mds_clear(m, 2);
-    dnnl_data_type_t dt = one_dt(&call->inputs[0]);
+    one_md m[N_MDS];
+    one_mds_clear(m, N_MDS);
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    one_step *fwd = NULL, *bwd = NULL;
-    dnnl_status_t st;
-    if ((st = one_md_plain(&m[0], 4, g.x, dt)) != dnnl_success ||
-        (st = one_md_plain(&m[1], 4, g.y, dt)) != dnnl_success)
+    const one_binding fwd_args[] = {{DNNL_ARG_SRC, ONE_ARG_INPUT, 1, &m[X_MD]},
+                                    {DNNL_ARG_DST, ONE_ARG_TEMP, 0, NULL},
+                                    {DNNL_ARG_WORKSPACE, ONE_ARG_TEMP, 1, NULL}};
+    const one_binding bwd_args[] = {{DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, &m[Y_MD]},
+                                    {g.is_max ? DNNL_ARG_WORKSPACE : ONE_NO_ARG, ONE_ARG_TEMP, 1, NULL},
+                                    {DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, &m[X_MD]}};
+    dnnl_status_t st = make_mds(&g, one_dt(&call->inputs[0]), m);
+    if (st != dnnl_success)
         one_fail(st, reason, cap, "memory descriptor");
-    else if ((st = forward_pd(s, &g, one_ref(&m[0]), one_ref(&m[1]), dnnl_forward_training, &hint)) != dnnl_success)
+    else if ((st = forward_pd(s, &g, one_ref(&m[X_MD]), one_ref(&m[Y_MD]), dnnl_forward_training, &hint)) !=
+             dnnl_success)
         one_fail(st, reason, cap, "pooling forward (training) descriptor");
-    else if ((st = one_pool_bwd_pd(&pd, s->engine, pool_alg(&g), one_ref(&m[0]), one_ref(&m[1]), g.strides, g.kernel,
-                                   g.dilation, g.pad_l, g.pad_r, hint)) != dnnl_success)
+    else if ((st = one_pool_bwd_pd(&pd, s->engine, pool_alg(&g), one_ref(&m[X_MD]), one_ref(&m[Y_MD]), g.strides,
+                                   g.kernel, g.dilation, g.pad_l, g.pad_r, hint)) != dnnl_success)
         one_fail(st, reason, cap, "pooling backward descriptor");
-    else if (g.is_max) {
-        if ((st = one_plan_add_step(plan, hint, &fwd)) != dnnl_success)
-            one_fail(st, reason, cap, "pooling forward (training) primitive");
-        else if ((st = one_step_bind(s, plan, fwd, hint, DNNL_ARG_SRC, ONE_ARG_INPUT, 1, one_ref(&m[0]))) !=
-                     dnnl_success ||
-                 (st = one_step_bind(s, plan, fwd, hint, DNNL_ARG_DST, ONE_ARG_TEMP, 0, NULL)) != dnnl_success ||
-                 (st = one_step_bind(s, plan, fwd, hint, DNNL_ARG_WORKSPACE, ONE_ARG_TEMP, 1, NULL)) != dnnl_success)
-            one_fail(st, reason, cap, "binding pooling forward (training) arguments");
+    else {
+        if (g.is_max)
+            st = one_plan_add_bound_step(s, plan, hint, fwd_args, ONE_COUNT_OF(fwd_args), "pooling forward (training)",
+                                         reason, cap);
+        if (st == dnnl_success)
+            st =
+                one_plan_add_bound_step(s, plan, pd, bwd_args, ONE_COUNT_OF(bwd_args), "pooling backward", reason, cap);
     }
-    if (st == dnnl_success) {
-        if ((st = one_plan_add_step(plan, pd, &bwd)) != dnnl_success)
-            one_fail(st, reason, cap, "pooling backward primitive");
-        else if ((st = one_step_bind(s, plan, bwd, pd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, one_ref(&m[1]))) !=
-                     dnnl_success ||
-                 (g.is_max &&
-                  (st = one_step_bind(s, plan, bwd, pd, DNNL_ARG_WORKSPACE, ONE_ARG_TEMP, 1, NULL)) != dnnl_success) ||
-                 (st = one_step_bind(s, plan, bwd, pd, DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, one_ref(&m[0]))) !=
-                     dnnl_success)
-            one_fail(st, reason, cap, "binding pooling backward arguments");
-    }
-    if (pd != NULL)
-        dnnl_primitive_desc_destroy(pd);
-    if (hint != NULL)
-        dnnl_primitive_desc_destroy(hint);
-    one_mds_release(m, 2);
+    one_pd_destroy(pd);
+    one_pd_destroy(hint);
+    one_mds_release(m, N_MDS);
     return st;
 }
 

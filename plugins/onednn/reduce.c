@@ -92,7 +92,7 @@ static dnnl_status_t build_reduce(one_state *s, const plx_op_call *call, one_pla
     one_md m[2]; /* src, dst */
     one_mds_clear(m, 2);
     dnnl_primitive_desc_t pd = NULL;
-    one_step *step = NULL;
+    const one_binding args[] = {{DNNL_ARG_SRC, ONE_ARG_INPUT, 0, &m[0]}, {DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &m[1]}};
     dnnl_status_t st;
     if ((st = one_md_plain(&m[0], v.ndim, v.src, dnnl_f32)) != dnnl_success ||
         (st = one_md_plain(&m[1], v.ndim, v.dst, dnnl_f32)) != dnnl_success)
@@ -100,13 +100,9 @@ static dnnl_status_t build_reduce(one_state *s, const plx_op_call *call, one_pla
     else if ((st = one_reduction_pd(&pd, s->engine, reduce_alg(call->op_id), one_ref(&m[0]), one_ref(&m[1]))) !=
              dnnl_success)
         one_fail(st, reason, cap, "reduction descriptor");
-    else if ((st = one_plan_add_step(plan, pd, &step)) != dnnl_success)
-        one_fail(st, reason, cap, "reduction primitive");
-    else if ((st = one_step_bind(s, plan, step, pd, DNNL_ARG_SRC, ONE_ARG_INPUT, 0, one_ref(&m[0]))) != dnnl_success ||
-             (st = one_step_bind(s, plan, step, pd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, one_ref(&m[1]))) != dnnl_success)
-        one_fail(st, reason, cap, "binding reduction arguments");
-    if (pd != NULL)
-        dnnl_primitive_desc_destroy(pd);
+    else
+        st = one_plan_add_bound_step(s, plan, pd, args, ONE_COUNT_OF(args), "reduction", reason, cap);
+    one_pd_destroy(pd);
     one_mds_release(m, 2);
     return st;
 }

@@ -57,7 +57,10 @@ static dnnl_status_t build_softmax(one_state *s, const plx_op_call *call, one_pl
     one_md md;
     one_md_clear(&md);
     dnnl_primitive_desc_t fwd = NULL, bwd = NULL;
-    one_step *step = NULL;
+    const one_binding fwd_args[] = {{DNNL_ARG_SRC, ONE_ARG_INPUT, 0, &md}, {DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &md}};
+    const one_binding bwd_args[] = {{DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, &md},
+                                    {DNNL_ARG_DST, ONE_ARG_INPUT, 1, &md},
+                                    {DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, &md}};
     dnnl_status_t st = one_md_plain(&md, nd, dims, dnnl_f32);
     one_md_ref r = one_ref(&md);
     if (st != dnnl_success) {
@@ -65,27 +68,20 @@ static dnnl_status_t build_softmax(one_state *s, const plx_op_call *call, one_pl
     } else if (!is_backward(call->op_id)) {
         if ((st = one_softmax_fwd_pd(&fwd, s->engine, dnnl_forward_inference, alg, r, r, 1)) != dnnl_success)
             one_fail(st, reason, cap, "softmax forward descriptor");
-        else if ((st = one_plan_add_step(plan, fwd, &step)) != dnnl_success)
-            one_fail(st, reason, cap, "softmax forward primitive");
-        else if ((st = one_step_bind(s, plan, step, fwd, DNNL_ARG_SRC, ONE_ARG_INPUT, 0, r)) != dnnl_success ||
-                 (st = one_step_bind(s, plan, step, fwd, DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, r)) != dnnl_success)
-            one_fail(st, reason, cap, "binding softmax arguments");
+        else
+            st =
+                one_plan_add_bound_step(s, plan, fwd, fwd_args, ONE_COUNT_OF(fwd_args), "softmax forward", reason, cap);
     } else {
         if ((st = one_softmax_fwd_pd(&fwd, s->engine, dnnl_forward_training, alg, r, r, 1)) != dnnl_success)
             one_fail(st, reason, cap, "softmax forward (hint) descriptor");
         else if ((st = one_softmax_bwd_pd(&bwd, s->engine, alg, r, r, r, 1, fwd)) != dnnl_success)
             one_fail(st, reason, cap, "softmax backward descriptor");
-        else if ((st = one_plan_add_step(plan, bwd, &step)) != dnnl_success)
-            one_fail(st, reason, cap, "softmax backward primitive");
-        else if ((st = one_step_bind(s, plan, step, bwd, DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, r)) != dnnl_success ||
-                 (st = one_step_bind(s, plan, step, bwd, DNNL_ARG_DST, ONE_ARG_INPUT, 1, r)) != dnnl_success ||
-                 (st = one_step_bind(s, plan, step, bwd, DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, r)) != dnnl_success)
-            one_fail(st, reason, cap, "binding softmax backward arguments");
+        else
+            st = one_plan_add_bound_step(s, plan, bwd, bwd_args, ONE_COUNT_OF(bwd_args), "softmax backward", reason,
+                                         cap);
     }
-    if (bwd != NULL)
-        dnnl_primitive_desc_destroy(bwd);
-    if (fwd != NULL)
-        dnnl_primitive_desc_destroy(fwd);
+    one_pd_destroy(bwd);
+    one_pd_destroy(fwd);
     one_md_release(&md);
     return st;
 }
