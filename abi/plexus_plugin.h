@@ -188,6 +188,12 @@ typedef struct plx_device_info {
 /* One op invocation. Inputs and outputs are compact row-major (except
  * core.copy's input); outputs are allocated by the runtime on the device
  * the call runs on. For support and cost queries, data pointers are NULL. */
+/* Memory layouts of a call's tensors (ABI 1.2). */
+enum {
+    PLX_LAYOUT_PLAIN = 0,  /* compact row-major, as the descriptor says */
+    PLX_LAYOUT_BACKEND = 1 /* the executing backend's own layout for this shape (see layout_bytes) */
+};
+
 typedef struct plx_op_call {
     uint32_t struct_size;
     int32_t op_id;              /* PLX_OP_* or an interned custom id */
@@ -197,6 +203,13 @@ typedef struct plx_op_call {
     const plx_tensor_desc *inputs;
     int32_t n_outputs;
     const plx_tensor_desc *outputs;
+    /* ABI 1.2: PLX_LAYOUT_* of each tensor, inputs then outputs; NULL (or a
+     * shorter struct) means all plain. A PLX_LAYOUT_BACKEND tensor was
+     * written by an earlier call of the same backend (a chain inside one
+     * backend, e.g. oneDNN's blocked layouts), is as large as layout_bytes
+     * said, and is never read by the runtime or another backend. Such calls
+     * reach run() only after supports() accepted them with these layouts. */
+    const uint8_t *layouts;
 } plx_op_call;
 
 typedef struct plx_backend_api {
@@ -235,6 +248,13 @@ typedef struct plx_backend_api {
 
     /* Runs the op. Errors carry a message through host->set_error. */
     plx_status (*run)(void *state, int32_t device, const plx_op_call *call);
+
+    /* ABI 1.2: bytes a tensor shaped like `t` (data NULL) takes in this
+     * backend's own layout, or 0 when it has none for such a tensor. The
+     * graph executor keeps a value in that layout when the backend runs its
+     * producer and every reader and accepts them so (supports() with the
+     * call's layouts set); everything else stays plain. NULL: none. */
+    uint64_t (*layout_bytes)(void *state, int32_t device, const plx_tensor_desc *t);
 } plx_backend_api;
 
 /* ---- What a layer type gives the runtime (ABI 1.1) ---------------------- */

@@ -158,12 +158,18 @@ static plx_status apply_options(plx_context *ctx, const plx_context_options *opt
     }
 
     ctx->fuse = true;
+    ctx->backend_layouts = true;
     if (use_env) {
         long f = env_long("PLEXUS_FUSE", 0, 1, &present, &ok);
         if (!ok)
             return open_fail(PLX_INVALID_ARGUMENT, "PLEXUS_FUSE='%s' must be 0 or 1", getenv("PLEXUS_FUSE"));
         if (present)
             ctx->fuse = f == 1;
+        f = env_long("PLEXUS_LAYOUTS", 0, 1, &present, &ok);
+        if (!ok)
+            return open_fail(PLX_INVALID_ARGUMENT, "PLEXUS_LAYOUTS='%s' must be 0 or 1", getenv("PLEXUS_LAYOUTS"));
+        if (present)
+            ctx->backend_layouts = f == 1;
     }
 
     ctx->allow_insecure = o->allow_insecure_plugins != 0;

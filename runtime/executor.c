@@ -10,9 +10,12 @@
 
 #define ALIGN 64
 
-static size_t value_bytes(const graph_value *v)
+static size_t value_bytes(const exec_plan *p, int32_t id)
 {
+    const graph_value *v = &p->graph->values[id];
     size_t n = (size_t)meta_numel(&v->meta) * plx_dtype_size(v->meta.dtype);
+    if (p->backend_layout_bytes != NULL && p->backend_layout_bytes[id] > n)
+        n = (size_t)p->backend_layout_bytes[id];
     return (n + ALIGN - 1) / ALIGN * ALIGN;
 }
 
@@ -94,9 +97,12 @@ void plan_free(exec_plan *p)
 {
     if (p == NULL)
         return;
-    for (int32_t i = 0; i < p->n_steps; i++)
+    for (int32_t i = 0; i < p->n_steps; i++) {
         free(p->steps[i].descs);
+        free(p->steps[i].layouts);
+    }
     free(p->steps);
+    free(p->backend_layout_bytes);
     free(p->offset);
     free(p->bound);
     free(p->arena);
@@ -164,6 +170,130 @@ static plx_status place_node(plx_graph *g, int32_t node, exec_step *s)
     return PLX_OK;
 }
 
+/* Does step s's backend accept its call with these layouts? */
+static bool step_accepts(plx_context *ctx, exec_step *step, const uint8_t *layouts, int32_t n)
+{
+    const backend_record *b = &ctx->backends[step->backend];
+    if (b->api.supports == NULL)
+        return true;
+    plx_tensor_desc *shapes = malloc(sizeof *shapes * (size_t)(n + 1));
+    if (shapes == NULL)
+        return false;
+    for (int32_t i = 0; i < n; i++) {
+        shapes[i] = step->descs[i];
+        shapes[i].data = NULL; /* support queries see no data */
+    }
+    plx_op_call call = step->call;
+    call.inputs = shapes;
+    call.outputs = shapes + call.n_inputs;
+    call.layouts = layouts;
+    char reason[256];
+    bool yes = b->api.supports(b->state, step->device, &call, reason, sizeof reason) != 0;
+    free(shapes);
+    return yes;
+}
+
+/* Sets layouts[i] on step s (allocating its array) when it accepts them. */
+static bool try_layout(plx_context *ctx, exec_step *step, const int32_t *slots, int32_t n_slots)
+{
+    int32_t n = step->call.n_inputs + step->call.n_outputs;
+    uint8_t *l = calloc((size_t)n + 1, 1);
+    if (l == NULL)
+        return false;
+    if (step->layouts != NULL)
+        memcpy(l, step->layouts, (size_t)n);
+    for (int32_t k = 0; k < n_slots; k++)
+        l[slots[k]] = PLX_LAYOUT_BACKEND;
+    if (!step_accepts(ctx, step, l, n)) {
+        free(l);
+        return false;
+    }
+    free(step->layouts);
+    step->layouts = l;
+    step->call.layouts = l;
+    return true;
+}
+
+/* Keeps a temporary in its backend's own layout when that backend produces
+ * it and runs every step that reads it, and all of them accept it so. */
+static plx_status choose_layouts(exec_plan *p, const bool *kept)
+{
+    plx_graph *g = p->graph;
+    plx_context *ctx = g->ctx;
+    p->backend_layout_bytes = calloc((size_t)g->n_values + 1, sizeof *p->backend_layout_bytes);
+    if (p->backend_layout_bytes == NULL)
+        return ctx_fail(ctx, PLX_OUT_OF_MEMORY, "plan: out of memory");
+    if (!ctx->backend_layouts)
+        return PLX_OK;
+    int32_t *slots = malloc(sizeof(int32_t) * ((size_t)g->n_values + 1));
+    if (slots == NULL)
+        return ctx_fail(ctx, PLX_OUT_OF_MEMORY, "plan: out of memory");
+    for (int32_t s = 0; s < p->n_steps; s++) {
+        exec_step *prod = &p->steps[s];
+        const backend_record *b = &ctx->backends[prod->backend];
+        if (b->api.layout_bytes == NULL || ctx->plugins[b->plugin_index].abi_minor < 2)
+            continue;
+        const graph_node *pn = &g->nodes[prod->node];
+        for (int32_t o = 0; o < pn->n_out; o++) {
+            int32_t v = pn->out[o];
+            if (g->values[v].kind != VALUE_TEMP || kept[v])
+                continue;
+            plx_tensor_desc shape = prod->descs[pn->n_in + o];
+            shape.data = NULL;
+            uint64_t bytes = b->api.layout_bytes(b->state, prod->device, &shape);
+            if (bytes == 0)
+                continue;
+            /* Every reader on the same backend and device? */
+            bool ok = true, any = false;
+            for (int32_t t = s + 1; t < p->n_steps && ok; t++) {
+                const graph_node *tn = &g->nodes[p->steps[t].node];
+                for (int32_t i = 0; i < tn->n_in && ok; i++)
+                    if (tn->in[i] == v) {
+                        any = true;
+                        ok = p->steps[t].backend == prod->backend && p->steps[t].device == prod->device;
+                    }
+            }
+            if (!ok || !any)
+                continue;
+            /* Ask the producer, then each reader; undo if any declines. */
+            uint8_t *saved_prod = prod->layouts != NULL ? malloc((size_t)(pn->n_in + pn->n_out)) : NULL;
+            if (saved_prod != NULL)
+                memcpy(saved_prod, prod->layouts, (size_t)(pn->n_in + pn->n_out));
+            int32_t slot = pn->n_in + o;
+            ok = try_layout(ctx, prod, &slot, 1);
+            int32_t done_until = s;
+            for (int32_t t = s + 1; t < p->n_steps && ok; t++) {
+                const graph_node *tn = &g->nodes[p->steps[t].node];
+                int32_t n_slots = 0;
+                for (int32_t i = 0; i < tn->n_in; i++)
+                    if (tn->in[i] == v)
+                        slots[n_slots++] = i;
+                if (n_slots > 0) {
+                    ok = try_layout(ctx, &p->steps[t], slots, n_slots);
+                    done_until = t;
+                }
+            }
+            if (ok) {
+                p->backend_layout_bytes[v] = bytes;
+            } else {
+                /* Undo: the producer's slot and the readers accepted so far. */
+                if (prod->layouts != NULL)
+                    prod->layouts[slot] = saved_prod != NULL ? saved_prod[slot] : PLX_LAYOUT_PLAIN;
+                for (int32_t t = s + 1; t <= done_until; t++) {
+                    exec_step *st = &p->steps[t];
+                    const graph_node *tn = &g->nodes[st->node];
+                    for (int32_t i = 0; i < tn->n_in && st->layouts != NULL; i++)
+                        if (tn->in[i] == v)
+                            st->layouts[i] = PLX_LAYOUT_PLAIN;
+                }
+            }
+            free(saved_prod);
+        }
+    }
+    free(slots);
+    return PLX_OK;
+}
+
 plx_status plan_build(plx_graph *g, const int32_t *keep, int32_t n_keep, exec_plan **out)
 {
     plx_context *ctx = g->ctx;
@@ -226,6 +356,19 @@ plx_status plan_build(plx_graph *g, const int32_t *keep, int32_t n_keep, exec_pl
     }
     for (int32_t i = 0; i < n_keep; i++)
         last_use[keep[i]] = INT32_MAX;
+    {
+        bool *kept = calloc((size_t)g->n_values + 1, sizeof *kept);
+        if (kept == NULL) {
+            st = ctx_fail(ctx, PLX_OUT_OF_MEMORY, "plan: out of memory");
+            goto fail;
+        }
+        for (int32_t i = 0; i < n_keep; i++)
+            kept[keep[i]] = true;
+        st = choose_layouts(p, kept);
+        free(kept);
+        if (st != PLX_OK)
+            goto fail;
+    }
     /* Memory: outputs are laid out before the step's dead values are
      * released, so a step never writes over its own inputs. */
     for (int32_t s = 0; s < p->n_steps; s++) {
@@ -233,7 +376,7 @@ plx_status plan_build(plx_graph *g, const int32_t *keep, int32_t n_keep, exec_pl
         for (int32_t o = 0; o < n->n_out; o++) {
             int32_t v = n->out[o];
             size_t off;
-            layout_alloc(&layout, value_bytes(&g->values[v]), &off);
+            layout_alloc(&layout, value_bytes(p, v), &off);
             p->offset[v] = (int64_t)off;
         }
         for (int32_t i = 0; i < n->n_in + n->n_out; i++) {
@@ -241,7 +384,7 @@ plx_status plan_build(plx_graph *g, const int32_t *keep, int32_t n_keep, exec_pl
             if (g->values[v].kind != VALUE_TEMP || last_use[v] != s)
                 continue;
             last_use[v] = -2; /* released once even if a node reads it twice */
-            if (!layout_release(&layout, (size_t)p->offset[v], value_bytes(&g->values[v]))) {
+            if (!layout_release(&layout, (size_t)p->offset[v], value_bytes(p, v))) {
                 st = ctx_fail(ctx, PLX_OUT_OF_MEMORY, "plan: out of memory");
                 goto fail;
             }
@@ -332,12 +475,14 @@ plx_status plan_run(exec_plan *p)
     return PLX_OK;
 }
 
-static bool all_finite(const plx_tensor_desc *d)
+/* A value in a backend's own layout is scanned whole (its values are
+ * permuted and padded, but they are all there). */
+static bool all_finite(const plx_tensor_desc *d, uint64_t backend_bytes)
 {
     if (!plx_dtype_equal(d->dtype, PLX_F32) || d->data == NULL)
         return true;
     const float *x = plx_desc_ptr(d);
-    int64_t n = plx_desc_numel(d);
+    int64_t n = backend_bytes > 0 ? (int64_t)(backend_bytes / sizeof(float)) : plx_desc_numel(d);
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
             return false;
@@ -362,10 +507,10 @@ plx_status plan_run_checked(exec_plan *p, int32_t *bad_node)
         const op_def *def = op_catalog_get(n->op_id);
         bool ok = true;
         for (int32_t o = 0; o < n->n_out && ok; o++)
-            ok = all_finite(&step->descs[n->n_in + o]);
+            ok = all_finite(&step->descs[n->n_in + o], p->backend_layout_bytes[n->out[o]]);
         for (int32_t i = 0; i < n->n_in && ok && def != NULL; i++)
             if ((def->mutated_inputs >> (i < 31 ? i : 31)) & 1u)
-                ok = all_finite(&step->descs[i]);
+                ok = all_finite(&step->descs[i], p->backend_layout_bytes[n->in[i]]);
         if (!ok) {
             char what[768];
             graph_describe_node(g, step->node, what, sizeof what);
@@ -437,7 +582,22 @@ void plan_describe(const exec_plan *p, int explain, void (*emit)(void *user, con
         char what[768], line[PLX_ERROR_CAP * 2];
         graph_describe_node(g, step->node, what, sizeof what);
         const backend_record *b = &ctx->backends[step->backend];
-        snprintf(line, sizeof line, "%4d  %-12s %-6s %s", (int)s, b->name, b->devices[step->device].name, what);
+        char layouts[128] = "";
+        if (step->layouts != NULL) {
+            size_t used = 0;
+            int32_t n_in = step->call.n_inputs;
+            for (int32_t i = 0; i < n_in + step->call.n_outputs && used < sizeof layouts; i++)
+                if (step->layouts[i] == PLX_LAYOUT_BACKEND) {
+                    int w = snprintf(layouts + used, sizeof layouts - used, "%s%s %d", used ? ", " : "",
+                                     i < n_in ? "input" : "output", (int)(i < n_in ? i : i - n_in));
+                    used += w > 0 ? (size_t)w : 0;
+                }
+        }
+        snprintf(line, sizeof line, "%4d  %-12s %-6s %s%s%s%s%s", (int)s, b->name, b->devices[step->device].name, what,
+                 layouts[0] ? "  [" : "", layouts[0] ? b->name : "", layouts[0] ? " layout: " : "",
+                 layouts[0] ? layouts : "");
+        if (layouts[0])
+            snprintf(line + strlen(line), sizeof line - strlen(line), "]");
         emit(user, line);
         {
             char buf[4096];

@@ -9,6 +9,12 @@
  * params, state) are tensors the caller binds. plan_run then only calls
  * kernels: no allocation, no routing, no shape checks per step.
  *
+ * Layouts: a temporary whose producer and every reader run on one backend
+ * that has a layout of its own for it (plx_backend_api.layout_bytes) and
+ * accepts those calls so, stays in that layout between them (oneDNN's
+ * blocked layouts along a conv -> pool -> conv chain): no reorders inside
+ * the chain, only at its edges. Values the caller keeps are always plain.
+ *
  * Devices: today every backend computes on host memory, so values need no
  * copies; a node routed to a device with its own memory is refused at
  * plan time with a message (copy nodes come with the first such backend).
@@ -24,6 +30,7 @@ typedef struct exec_step {
     int32_t device;
     plx_op_call call;
     plx_tensor_desc *descs; /* n_in then n_out */
+    uint8_t *layouts;       /* PLX_LAYOUT_* per tensor (n_in then n_out), NULL: all plain */
 } exec_step;
 
 typedef struct exec_plan {
@@ -31,6 +38,7 @@ typedef struct exec_plan {
     exec_step *steps;
     int32_t n_steps;
     int64_t *offset;       /* per value: arena offset of temps, -1 for others/unused */
+    uint64_t *backend_layout_bytes; /* per value: > 0 when kept in its backend's own layout */
     plx_tensor **bound;    /* per value: the caller's tensor for persistent values */
     unsigned char *arena;
     size_t arena_bytes;

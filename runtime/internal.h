@@ -96,6 +96,7 @@ typedef struct plx_context {
     bool strict;
     bool allow_insecure;
     bool fuse;                  /* graph fusions on (PLEXUS_FUSE, default 1) */
+    bool backend_layouts;       /* chains kept in a backend's own layout (PLEXUS_LAYOUTS, default 1) */
     int32_t num_threads;
     int32_t log_level;
 

@@ -80,12 +80,17 @@ static dnnl_status_t weights_md(const conv_geom *g, bool plain, dnnl_data_type_t
 
 enum { X_USER, W_USER, Y_USER, B_USER, X_ANY, W_ANY, Y_ANY, N_MDS };
 
-static dnnl_status_t make_mds(const conv_geom *g, dnnl_data_type_t dt, one_md *m)
+/* x and y as the call holds them: plain, or (forward only) the plugin's
+ * own layout where the executor keeps a chain in it. */
+static dnnl_status_t make_mds(const conv_geom *g, const plx_op_call *call, dnnl_data_type_t dt, one_md *m)
 {
     dnnl_status_t st;
     int64_t k = g->w[0];
-    if ((st = one_md_plain(&m[X_USER], 4, g->x, dt)) != dnnl_success ||
-        (st = one_md_plain(&m[Y_USER], 4, g->y, dt)) != dnnl_success ||
+    bool fwd = call->op_id == PLX_OP_CONV2D;
+    if ((st = fwd ? one_md_user(&m[X_USER], call, 0, 4, g->x, dt) : one_md_plain(&m[X_USER], 4, g->x, dt)) !=
+            dnnl_success ||
+        (st = fwd ? one_md_user(&m[Y_USER], call, call->n_inputs, 4, g->y, dt)
+                  : one_md_plain(&m[Y_USER], 4, g->y, dt)) != dnnl_success ||
         (st = weights_md(g, true, dt, &m[W_USER])) != dnnl_success ||
         (st = one_md_plain(&m[B_USER], 1, &k, dt)) != dnnl_success ||
         (st = one_md_any(&m[X_ANY], 4, g->x, dt)) != dnnl_success ||
@@ -130,7 +135,7 @@ static dnnl_status_t build_conv2d(one_state *s, const plx_op_call *call, one_pla
                                 {DNNL_ARG_WEIGHTS, ONE_ARG_INPUT, 1, &m[W_USER]},
                                 {with_bias ? DNNL_ARG_BIAS : ONE_NO_ARG, ONE_ARG_INPUT, 2, &m[B_USER]},
                                 {DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &m[Y_USER]}};
-    dnnl_status_t st = make_mds(&g, one_dt(&call->inputs[0]), m);
+    dnnl_status_t st = make_mds(&g, call, one_dt(&call->inputs[0]), m);
     if (st != dnnl_success)
         one_fail(st, reason, cap, "memory descriptor");
     else if ((st = forward_pd(s, &g, m, with_bias, dnnl_forward_inference, activation_of(call) != 0, &pd)) !=
@@ -171,7 +176,7 @@ static dnnl_status_t build_conv2d_backward(one_state *s, const plx_op_call *call
     const one_binding weights_args[] = {{DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, &m[Y_USER]},
                                         {DNNL_ARG_SRC, ONE_ARG_INPUT, 1, &m[X_USER]},
                                         {DNNL_ARG_DIFF_WEIGHTS, ONE_ARG_OUTPUT, 0, &m[W_USER]}};
-    dnnl_status_t st = make_mds(&g, one_dt(&call->inputs[0]), m);
+    dnnl_status_t st = make_mds(&g, call, one_dt(&call->inputs[0]), m);
     if (st != dnnl_success)
         one_fail(st, reason, cap, "memory descriptor");
     else if ((st = forward_pd(s, &g, m, false, dnnl_forward_training, false, &hint)) != dnnl_success)

@@ -119,6 +119,10 @@ static size_t make_key(const one_kernel *k, const plx_op_call *call, int64_t *ke
     size_t n = 0;
     put_word(key, &n, call->op_id);
     put_word(key, &n, ((int64_t)call->n_inputs << 8) | call->n_outputs);
+    int64_t own = 0; /* which tensors are in the plugin's own layout */
+    for (int32_t i = 0; i < call->n_inputs + call->n_outputs && i < 62; i++)
+        own |= (int64_t)one_layout_is_own(call, i) << i;
+    put_word(key, &n, own);
     for (int32_t i = 0; i < call->n_inputs; i++)
         put_tensor(key, &n, &call->inputs[i]);
     for (int32_t i = 0; i < call->n_outputs; i++)
@@ -478,6 +482,21 @@ static const one_kernel *precheck(const one_state *s, int32_t device, const plx_
     }
     if (k->check != NULL && !k->check(call, reason, cap))
         return NULL;
+    /* The own layout: only the data tensors of conv2d and pooling forward. */
+    for (int32_t i = 0; i < call->n_inputs + call->n_outputs; i++) {
+        if (!one_layout_is_own(call, i))
+            continue;
+        bool data = i == 0 || i == call->n_inputs;
+        bool op_ok = call->op_id == PLX_OP_CONV2D || call->op_id == PLX_OP_MAX_POOL2D ||
+                     call->op_id == PLX_OP_AVG_POOL2D;
+        const plx_tensor_desc *d = i < call->n_inputs ? &call->inputs[i] : &call->outputs[i - call->n_inputs];
+        if (!op_ok || !data || !one_layout_possible(d)) {
+            snprintf(reason, cap,
+                     "its own (blocked) layout only for the data tensors of conv2d and pooling forward, with "
+                     "channels a multiple of 16");
+            return NULL;
+        }
+    }
     return k;
 }
 
@@ -541,6 +560,9 @@ static const plx_backend_api one_backend = {
     .supports = one_supports,
     .estimate_ns = one_estimate_ns,
     .run = one_run,
+#if PLX_ABI_MINOR >= 2
+    .layout_bytes = one_layout_bytes,
+#endif
 };
 
 /* The plugin's own version, then the oneDNN library's ("0.2.0+onednn-2.6.3"):

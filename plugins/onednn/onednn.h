@@ -200,6 +200,20 @@ void one_plan_free(one_plan *plan);
 dnnl_data_type_t one_dt(const plx_tensor_desc *t);
 /* Plain row-major descriptor of dims (ndims 0 is taken as [1]). */
 dnnl_status_t one_md_plain(one_md *md, int ndims, const int64_t *dims, dnnl_data_type_t dt);
+
+/* The plugin's own layout (PLX_LAYOUT_BACKEND, ABI 1.2) of a 4-D NCHW
+ * tensor: nChw16c, oneDNN's blocked layout for AVX-512 convolutions and
+ * pooling, for channel counts that are multiples of 16 (no padding). Inside
+ * a chain of conv2d / pooling calls the executor keeps tensors in it, so
+ * no reorder runs between them. */
+bool one_layout_possible(const plx_tensor_desc *t);
+/* Whether tensor `index` of the call (inputs, then outputs) is in it. */
+bool one_layout_is_own(const plx_op_call *call, int32_t index);
+/* Plain or the own layout, as the call says for tensor `index`. */
+dnnl_status_t one_md_user(one_md *md, const plx_op_call *call, int32_t index, int ndims, const int64_t *dims,
+                          dnnl_data_type_t dt);
+/* plx_backend_api.layout_bytes. */
+uint64_t one_layout_bytes(void *state, int32_t device, const plx_tensor_desc *t);
 /* Descriptor whose layout the primitive chooses. */
 dnnl_status_t one_md_any(one_md *md, int ndims, const int64_t *dims, dnnl_data_type_t dt);
 /* Releases n descriptors; one_mds_clear empties them first (for cleanup

@@ -11,6 +11,8 @@
 
 #include <omp.h>
 
+#include <stddef.h>
+
 #include "onednn.h"
 
 const char *one_status_name(dnnl_status_t st)
@@ -67,6 +69,55 @@ dnnl_status_t one_md_plain(one_md *md, int ndims, const int64_t *dims, dnnl_data
         stride *= dims[i];
     }
     return one_md_strides(md, ndims, d, dt, strides);
+}
+
+bool one_layout_possible(const plx_tensor_desc *t)
+{
+    return t->ndim == 4 && t->shape[1] % 16 == 0 &&
+           (plx_dtype_equal(t->dtype, PLX_F32) || plx_dtype_equal(t->dtype, PLX_BF16));
+}
+
+bool one_layout_is_own(const plx_op_call *call, int32_t index)
+{
+#if PLX_ABI_MINOR >= 2
+    if (call->struct_size < offsetof(plx_op_call, layouts) + sizeof call->layouts || call->layouts == NULL)
+        return false;
+    return call->layouts[index] == PLX_LAYOUT_BACKEND;
+#else
+    (void)call;
+    (void)index;
+    return false;
+#endif
+}
+
+static dnnl_status_t md_own(one_md *md, const int64_t *dims, dnnl_data_type_t dt)
+{
+    dnnl_dims_t d;
+    for (int i = 0; i < 4; i++)
+        d[i] = dims[i];
+    return one_md_tag(md, 4, d, dt, dnnl_aBcd16b);
+}
+
+dnnl_status_t one_md_user(one_md *md, const plx_op_call *call, int32_t index, int ndims, const int64_t *dims,
+                          dnnl_data_type_t dt)
+{
+    if (ndims == 4 && one_layout_is_own(call, index))
+        return md_own(md, dims, dt);
+    return one_md_plain(md, ndims, dims, dt);
+}
+
+uint64_t one_layout_bytes(void *state, int32_t device, const plx_tensor_desc *t)
+{
+    (void)state;
+    if (device != 0 || !one_layout_possible(t))
+        return 0;
+    one_md md;
+    one_mds_clear(&md, 1);
+    if (md_own(&md, t->shape, one_dt(t)) != dnnl_success)
+        return 0;
+    uint64_t bytes = one_md_size(one_ref(&md));
+    one_mds_release(&md, 1);
+    return bytes;
 }
 
 dnnl_status_t one_md_any(one_md *md, int ndims, const int64_t *dims, dnnl_data_type_t dt)

@@ -115,13 +115,19 @@ static dnnl_status_t forward_pd(const one_state *s, const pool_geom *g, one_md_r
                            g->pad_r);
 }
 
-/* Plain x and y: the layout of the call's tensors and of the primitives. */
-enum { X_MD, Y_MD, N_MDS };
+/* x and y as the call holds them, and y in the layout the forward
+ * primitive picks (the same as x's: no reorder unless the call's y is in
+ * another layout). */
+enum { X_MD, Y_MD, Y_ANY, N_MDS };
 
-static dnnl_status_t make_mds(const pool_geom *g, dnnl_data_type_t dt, one_md *m)
+/* Forward calls may hold x and y in the plugin's own layout (a chain the
+ * executor keeps in it); backward ones are plain. */
+static dnnl_status_t make_mds(const pool_geom *g, const plx_op_call *call, dnnl_data_type_t dt, one_md *m)
 {
-    dnnl_status_t st = one_md_plain(&m[X_MD], 4, g->x, dt);
-    return st != dnnl_success ? st : one_md_plain(&m[Y_MD], 4, g->y, dt);
+    dnnl_status_t st = one_md_user(&m[X_MD], call, 0, 4, g->x, dt);
+    if (st == dnnl_success)
+        st = one_md_user(&m[Y_MD], call, call->n_inputs, 4, g->y, dt);
+    return st != dnnl_success ? st : one_md_any(&m[Y_ANY], 4, g->y, dt);
 }
 
 static dnnl_status_t build_forward(one_state *s, const plx_op_call *call, one_plan *plan, char *reason, size_t cap)
@@ -133,10 +139,10 @@ static dnnl_status_t build_forward(one_state *s, const plx_op_call *call, one_pl
     dnnl_primitive_desc_t pd = NULL;
     const one_binding args[] = {{DNNL_ARG_SRC, ONE_ARG_INPUT, 0, &m[X_MD]},
                                 {DNNL_ARG_DST, ONE_ARG_OUTPUT, 0, &m[Y_MD]}};
-    dnnl_status_t st = make_mds(&g, one_dt(&call->inputs[0]), m);
+    dnnl_status_t st = make_mds(&g, call, one_dt(&call->inputs[0]), m);
     if (st != dnnl_success)
         one_fail(st, reason, cap, "memory descriptor");
-    else if ((st = forward_pd(s, &g, one_ref(&m[X_MD]), one_ref(&m[Y_MD]), dnnl_forward_inference, &pd)) !=
+    else if ((st = forward_pd(s, &g, one_ref(&m[X_MD]), one_ref(&m[Y_ANY]), dnnl_forward_inference, &pd)) !=
              dnnl_success)
         one_fail(st, reason, cap, "pooling forward descriptor");
     else
@@ -161,7 +167,7 @@ static dnnl_status_t build_backward(one_state *s, const plx_op_call *call, one_p
     const one_binding bwd_args[] = {{DNNL_ARG_DIFF_DST, ONE_ARG_INPUT, 0, &m[Y_MD]},
                                     {g.is_max ? DNNL_ARG_WORKSPACE : ONE_NO_ARG, ONE_ARG_TEMP, 1, NULL},
                                     {DNNL_ARG_DIFF_SRC, ONE_ARG_OUTPUT, 0, &m[X_MD]}};
-    dnnl_status_t st = make_mds(&g, one_dt(&call->inputs[0]), m);
+    dnnl_status_t st = make_mds(&g, call, one_dt(&call->inputs[0]), m);
     if (st != dnnl_success)
         one_fail(st, reason, cap, "memory descriptor");
     else if ((st = forward_pd(s, &g, one_ref(&m[X_MD]), one_ref(&m[Y_MD]), dnnl_forward_training, &hint)) !=
