@@ -448,6 +448,40 @@ plx_status router_route(plx_context *ctx, const op_def *def, const plx_op_call *
     return route(ctx, def, call, in_meta, out_meta, out_backend, out_device, explain, cap, NULL, 0);
 }
 
+plx_status router_cost_of(plx_context *ctx, const op_def *def, const plx_op_call *call, const tensor_meta *in_meta,
+                          const tensor_meta *out_meta, int32_t backend, int32_t device, double *ns)
+{
+    const backend_record *b = &ctx->backends[backend];
+    int64_t idx = op_index(call->op_id);
+    if (idx < 0 || !b->implements[idx] || device < 0 || device >= b->n_devices)
+        return PLX_UNSUPPORTED;
+    char old_abi[160];
+    if (newer_attrs_reason(ctx, b, call, old_abi, sizeof old_abi) != NULL)
+        return PLX_UNSUPPORTED;
+    candidate_cost cc;
+    cost_on(b, device, def, call, in_meta, out_meta, &cc);
+    if (!cc.ok)
+        return PLX_UNSUPPORTED;
+    char sig[2048];
+    double measured;
+    if (cost_signature(call, sig, sizeof sig) > 0) {
+        if (cost_lookup(ctx, b, device, sig, &measured)) {
+            if (measured < 0)
+                return PLX_UNSUPPORTED;
+            cc.kernel_ns = measured;
+        } else if (ctx->calibrate) {
+            cost_candidate one = {.backend = b, .device = device};
+            cost_measure(ctx, &one, 1, call, sig);
+            if (one.ns == -1.0)
+                return PLX_UNSUPPORTED;
+            if (one.ns >= 0)
+                cc.kernel_ns = one.ns;
+        }
+    }
+    *ns = cc.kernel_ns + cc.copy_ns;
+    return PLX_OK;
+}
+
 plx_status router_summarize(plx_context *ctx, const op_def *def, const plx_op_call *call, const tensor_meta *in_meta,
                             const tensor_meta *out_meta, char *summary, size_t cap)
 {

@@ -31,6 +31,7 @@ typedef struct exec_step {
     plx_op_call call;
     plx_tensor_desc *descs; /* n_in then n_out */
     uint8_t *layouts;       /* PLX_LAYOUT_* per tensor (n_in then n_out), NULL: all plain */
+    int32_t routed_backend; /* the router's own pick when the step was moved to extend a chain, else -1 */
 } exec_step;
 
 typedef struct exec_plan {

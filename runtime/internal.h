@@ -168,6 +168,10 @@ void routes_free(plx_context *ctx);
  * every candidate and the winner there instead of failing loudly. */
 plx_status router_route(plx_context *ctx, const op_def *def, const plx_op_call *call, const tensor_meta *in_meta,
                         const tensor_meta *out_meta, int32_t *backend, int32_t *device, char *explain, size_t cap);
+/* The cost (measured, else estimated, plus copies) of running the call on
+ * one backend and device; PLX_UNSUPPORTED when that one cannot. */
+plx_status router_cost_of(plx_context *ctx, const op_def *def, const plx_op_call *call, const tensor_meta *in_meta,
+                          const tensor_meta *out_meta, int32_t backend, int32_t device, double *ns);
 /* One line naming every candidate with its cost, measured or estimated,
  * the winner starred: "*onednn 1.234 ms measured, cpu_blas 3.402 ms est.". */
 plx_status router_summarize(plx_context *ctx, const op_def *def, const plx_op_call *call, const tensor_meta *in_meta,

@@ -154,6 +154,27 @@ static void test_inference_chain_stays_blocked(void **state)
     free_chain(&ref);
 }
 
+/* Unranked, the router places by cost, and a step whose input could stay
+ * in its producer's layout is costed with the two reorders it saves: the
+ * chain forms here too. */
+static void test_auto_routing_keeps_the_chain(void **state)
+{
+    (void)state;
+    if (skip_without_onednn())
+        skip();
+    chain d, ref;
+    build_chain(&d, NULL, false);
+    build_chain(&ref, "cpu_blas", false);
+    assert_true(d.plan->backend_layout_bytes[d.conv1] > 0);
+    assert_true(d.plan->backend_layout_bytes[d.pool1] > 0);
+    for (int32_t s = 0; s < d.plan->n_steps; s++)
+        if (d.plan->steps[s].routed_backend >= 0) /* moved: now on the chain's backend */
+            assert_string_equal(d.ctx->backends[d.plan->steps[s].backend].name, "onednn");
+    expect_close(&d, &ref, d.out, ref.out, "chain output");
+    free_chain(&d);
+    free_chain(&ref);
+}
+
 /* With a backward pass, the forward values are also read by backward ops
  * that take only plain tensors: those stay plain, and gradients match. */
 static void test_training_graph(void **state)
@@ -193,6 +214,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inference_chain_stays_blocked),
+        cmocka_unit_test(test_auto_routing_keeps_the_chain),
         cmocka_unit_test(test_training_graph),
         cmocka_unit_test(test_mixed_backends_stay_plain),
     };
