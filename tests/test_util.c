@@ -8,32 +8,52 @@
 #include <string.h>
 #include <unistd.h>
 
-static plx_context *open_with(const char *backends)
+void tu_options_init(plx_context_options *opts, const char *const *paths, size_t n_paths)
 {
-    plx_context_options opts;
-    plx_context_options_init(&opts);
-    const char *paths[] = {PLX_TEST_PLUGIN_DIR};
-    opts.plugin_paths = paths;
-    opts.n_plugin_paths = 1;
-    opts.ignore_env = 1;
-    opts.no_default_dirs = 1;
-    opts.backends = backends;
-    opts.num_threads = 2;
+    plx_context_options_init(opts);
+    opts->plugin_paths = paths;
+    opts->n_plugin_paths = n_paths;
+    opts->ignore_env = 1;
+    opts->no_default_dirs = 1;
+}
+
+plx_context *tu_open_options(const plx_context_options *opts)
+{
     plx_context *ctx = NULL;
-    plx_status st = plx_context_open(&opts, &ctx);
+    plx_status st = plx_context_open(opts, &ctx);
     if (st != PLX_OK)
         fail_msg("plx_context_open: %s: %s", plx_status_name(st), plx_last_error(NULL));
     return ctx;
 }
 
+plx_context *tu_open_paths(const char *const *paths, size_t n_paths, const char *backends)
+{
+    plx_context_options opts;
+    tu_options_init(&opts, paths, n_paths);
+    opts.backends = backends;
+    opts.num_threads = 2;
+    return tu_open_options(&opts);
+}
+
 plx_context *tu_open(void)
 {
-    return open_with(NULL);
+    return tu_open_backends(NULL);
 }
 
 plx_context *tu_open_backends(const char *backends)
 {
-    return open_with(backends);
+    const char *const paths[] = {PLX_TEST_PLUGIN_DIR};
+    return tu_open_paths(paths, 1, backends);
+}
+
+bool tu_has_backend(const plx_context *ctx, const char *name)
+{
+    for (size_t b = 0; b < plx_backend_count(ctx); b++) {
+        plx_backend_info bi = {.struct_size = sizeof bi};
+        if (plx_backend_get(ctx, b, &bi) == PLX_OK && strcmp(bi.name, name) == 0)
+            return true;
+    }
+    return false;
 }
 
 uint64_t tu_rng_next(uint64_t *state)

@@ -8,6 +8,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -19,6 +20,20 @@
 plx_context *tu_open(void);
 /* Same, restricted/ranked to the given backends ("cpu_blas"). */
 plx_context *tu_open_backends(const char *backends);
+
+/* Options for a context that loads only the n_paths plugin files or
+ * directories in paths: ignore_env and no_default_dirs set, everything else
+ * as plx_context_options_init leaves it. paths is borrowed; it must live
+ * until plx_context_open returns. */
+void tu_options_init(plx_context_options *opts, const char *const *paths, size_t n_paths);
+/* plx_context_open(opts); fails the test, naming the status and
+ * plx_last_error, unless it succeeds. */
+plx_context *tu_open_options(const plx_context_options *opts);
+/* A context on the given plugin paths only (tu_options_init), two threads,
+ * restricted/ranked to backends (NULL: every backend loaded). */
+plx_context *tu_open_paths(const char *const *paths, size_t n_paths, const char *backends);
+/* Whether ctx loaded a backend called name. */
+bool tu_has_backend(const plx_context *ctx, const char *name);
 
 /* Deterministic RNG for test data (splitmix64). */
 uint64_t tu_rng_next(uint64_t *state);

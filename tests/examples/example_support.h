@@ -387,19 +387,8 @@ static inline plx_train_result ex_train(plx_model *m, plx_context *ctx, ex_losse
 /* Opens a context on build/plugins plus extra plugin paths (NULL-ended). */
 static inline plx_context *ex_open(const char *extra_path)
 {
-    plx_context_options o;
-    plx_context_options_init(&o);
-    const char *paths[2] = {PLX_TEST_PLUGIN_DIR, extra_path};
-    o.plugin_paths = paths;
-    o.n_plugin_paths = extra_path ? 2 : 1;
-    o.ignore_env = 1;
-    o.no_default_dirs = 1;
-    o.num_threads = 2;
-    plx_context *ctx = NULL;
-    plx_status st = plx_context_open(&o, &ctx);
-    if (st != PLX_OK)
-        fail_msg("plx_context_open: %s: %s", plx_status_name(st), plx_last_error(NULL));
-    return ctx;
+    const char *const paths[2] = {PLX_TEST_PLUGIN_DIR, extra_path};
+    return tu_open_paths(paths, extra_path ? 2 : 1, NULL);
 }
 
 #endif

@@ -152,20 +152,8 @@ static void remove_tmp(void)
 
 static plx_context *open_with_example(const char *backends)
 {
-    plx_context_options o;
-    plx_context_options_init(&o);
-    const char *paths[] = {plugin_dir, PLX_TEST_PLUGIN_DIR "/libplexus-cpu_blas.so"};
-    o.plugin_paths = paths;
-    o.n_plugin_paths = 2;
-    o.ignore_env = 1;
-    o.no_default_dirs = 1;
-    o.num_threads = 2;
-    o.backends = backends;
-    plx_context *ctx = NULL;
-    plx_status st = plx_context_open(&o, &ctx);
-    if (st != PLX_OK)
-        fail_msg("plx_context_open: %s: %s", plx_status_name(st), plx_last_error(NULL));
-    return ctx;
+    const char *const paths[] = {plugin_dir, PLX_TEST_PLUGIN_DIR "/libplexus-cpu_blas.so"};
+    return tu_open_paths(paths, 2, backends);
 }
 
 /* Runs op on (a[, b]) in ctx, checks the backend, returns the result. */

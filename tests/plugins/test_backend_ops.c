@@ -285,19 +285,12 @@ static void test_every_core_op_has_a_sample(void **state)
 
 static plx_context *open_threads(const char *backends, int32_t threads)
 {
+    const char *const paths[] = {PLX_TEST_PLUGIN_DIR};
     plx_context_options o;
-    plx_context_options_init(&o);
-    const char *paths[] = {PLX_TEST_PLUGIN_DIR};
-    o.plugin_paths = paths;
-    o.n_plugin_paths = 1;
-    o.ignore_env = 1;
-    o.no_default_dirs = 1;
+    tu_options_init(&o, paths, 1);
     o.backends = backends;
     o.num_threads = threads;
-    plx_context *ctx = NULL;
-    if (plx_context_open(&o, &ctx) != PLX_OK)
-        fail_msg("open: %s", plx_last_error(NULL));
-    return ctx;
+    return tu_open_options(&o);
 }
 
 /* cpu_blas runs every sample, and gives the same results on 2 threads as on 1. */

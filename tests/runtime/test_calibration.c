@@ -49,13 +49,9 @@ static int teardown(void **state)
 
 static plx_context *open_with(const char *cache_path, int calibrate, const char *backends, int strict)
 {
-    const char *paths[] = {CPU_BLAS_FILE, SLOW_DIR};
+    const char *const paths[] = {CPU_BLAS_FILE, SLOW_DIR};
     plx_context_options o;
-    plx_context_options_init(&o);
-    o.plugin_paths = paths;
-    o.n_plugin_paths = 2;
-    o.ignore_env = 1;
-    o.no_default_dirs = 1;
+    tu_options_init(&o, paths, 2);
     o.cost_cache = cache_path;
     o.calibrate = calibrate;
     o.backends = backends;
@@ -63,11 +59,7 @@ static plx_context *open_with(const char *cache_path, int calibrate, const char 
     o.log_fn = capture_log;
     o.log_level = PLX_LOG_DEBUG;
     log_text[0] = '\0';
-    plx_context *ctx = NULL;
-    plx_status st = plx_context_open(&o, &ctx);
-    if (st != PLX_OK)
-        fail_msg("plx_context_open: %s", plx_last_error(NULL));
-    return ctx;
+    return tu_open_options(&o);
 }
 
 static const int64_t shape[2] = {64, 33};

@@ -9,163 +9,24 @@
  * that bad arguments exit 2 with a message naming what is wrong.
  *
  * Speed is never asserted here (bench/ measures it); only that times are
- * positive and results close to the reference's.
- *
- * The test binary does not link cJSON; the copy libplexus.so loads is
- * looked up with dlsym to parse the JSON the CLI prints.
+ * positive and results close to the reference's. cli_harness.h runs the
+ * CLI and parses the JSON it prints.
  */
-#include <cJSON.h>
-#include <dlfcn.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "../test_util.h"
-
-#define CLI PLX_TEST_BUILD_DIR "/plexus"
+#include "cli_harness.h"
 
 enum { N_TRAIN = 256, SIDE = 8 };
 
-static char dir[1024];
-static char out_text[1 << 18], err_text[1 << 16];
 /* Backends the CLI will load (the same plugin directory as tu_open's). */
 static char backends[8][64];
 static int n_backends;
-
-/* ---- cJSON through dlsym ------------------------------------------------------ */
-
-static cJSON *(*json_parse)(const char *);
-static void (*json_delete)(cJSON *);
-static cJSON *(*json_get)(const cJSON *, const char *);
-
-static void load_cjson(void)
-{
-    if (json_parse != NULL)
-        return;
-    void *h = RTLD_DEFAULT;
-    if (dlsym(h, "cJSON_Parse") == NULL) {
-        h = dlopen("libcjson.so.1", RTLD_NOW | RTLD_GLOBAL);
-        assert_non_null(h);
-    }
-    *(void **)&json_parse = dlsym(h, "cJSON_Parse");
-    *(void **)&json_delete = dlsym(h, "cJSON_Delete");
-    *(void **)&json_get = dlsym(h, "cJSON_GetObjectItemCaseSensitive");
-    assert_non_null(json_parse);
-    assert_non_null(json_delete);
-    assert_non_null(json_get);
-}
-
-static int json_count(const cJSON *c)
-{
-    int n = 0;
-    for (c = c != NULL ? c->child : NULL; c != NULL; c = c->next)
-        n++;
-    return n;
-}
-
-static const cJSON *json_child(const cJSON *obj, const char *key)
-{
-    const cJSON *item = json_get(obj, key);
-    if (item == NULL)
-        fail_msg("no \"%s\" in the JSON output:\n%s", key, out_text);
-    return item;
-}
-
-static double json_num(const cJSON *obj, const char *key)
-{
-    const cJSON *item = json_child(obj, key);
-    if (!(item->type & cJSON_Number))
-        fail_msg("\"%s\" is not a number in the JSON output:\n%s", key, out_text);
-    return item->valuedouble;
-}
-
-/* Parses the last non-empty line of the captured stdout. */
-static cJSON *last_json_line(void)
-{
-    load_cjson();
-    size_t n = strlen(out_text);
-    while (n > 0 && out_text[n - 1] == '\n')
-        n--;
-    size_t start = n;
-    while (start > 0 && out_text[start - 1] != '\n')
-        start--;
-    static char line[1 << 18];
-    assert_true(n - start < sizeof line);
-    memcpy(line, out_text + start, n - start);
-    line[n - start] = '\0';
-    cJSON *j = json_parse(line);
-    if (j == NULL)
-        fail_msg("the last stdout line is not JSON:\n%s\nstderr:\n%s", line, err_text);
-    return j;
-}
-
-/* ---- files and running the CLI ------------------------------------------------- */
-
-static void path_in_dir(char *buf, size_t cap, const char *name)
-{
-    snprintf(buf, cap, "%s/%s", dir, name);
-}
-
-static void write_file(const char *name, const void *data, size_t len)
-{
-    char path[4200];
-    path_in_dir(path, sizeof path, name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-static size_t read_file(const char *path, char *buf, size_t cap)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        buf[0] = '\0';
-        return 0;
-    }
-    size_t n = fread(buf, 1, cap - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return n;
-}
-
-/* Runs the CLI in the test directory with `args` (shell words) and the
- * environment assignments `env` (shell words, may be ""); returns the exit
- * status. A crash fails the test. */
-static int run_env(const char *env, const char *args)
-{
-    char command[16384];
-    snprintf(command, sizeof command, "cd '%s' && %s '%s' %s >'%s/.stdout' 2>'%s/.stderr' </dev/null", dir, env, CLI,
-             args, dir, dir);
-    int status = system(command);
-    char path[4200];
-    path_in_dir(path, sizeof path, ".stdout");
-    read_file(path, out_text, sizeof out_text);
-    path_in_dir(path, sizeof path, ".stderr");
-    read_file(path, err_text, sizeof err_text);
-    if (status == -1 || !WIFEXITED(status))
-        fail_msg("plexus %s: did not exit normally (status %d)\nstderr:\n%s", args, status, err_text);
-    return WEXITSTATUS(status);
-}
-
-static int run(const char *args)
-{
-    return run_env("", args);
-}
-
-static void expect_in(const char *text, const char *needle, const char *what)
-{
-    if (strstr(text, needle) == NULL)
-        fail_msg("%s does not contain\n  %s\n%s was:\n%s", what, needle, what, text);
-}
-
-#define EXPECT_STDERR(needle) expect_in(err_text, needle, "stderr")
-#define EXPECT_STDOUT(needle) expect_in(out_text, needle, "stdout")
 
 /* A small XML check: every tag closes in order, attributes are quoted, and
  * the document is one <svg> element. Enough to catch broken output. */
@@ -220,34 +81,19 @@ static void expect_well_formed_svg(const char *name)
 
 /* ---- data and model -------------------------------------------------------------- */
 
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
+/* n images of random pixels with random labels in [0, 4). */
 static void write_idx(const char *images_name, const char *labels_name, int n, uint64_t *rng)
 {
-    size_t isize = 16 + (size_t)n * SIDE * SIDE;
-    unsigned char *images = malloc(isize), *labels = malloc(8 + (size_t)n);
-    assert_non_null(images);
+    unsigned char *pixels = malloc((size_t)n * SIDE * SIDE), *labels = malloc((size_t)n);
+    assert_non_null(pixels);
     assert_non_null(labels);
-    put_u32(images, 0x00000803);
-    put_u32(images + 4, (uint32_t)n);
-    put_u32(images + 8, SIDE);
-    put_u32(images + 12, SIDE);
-    put_u32(labels, 0x00000801);
-    put_u32(labels + 4, (uint32_t)n);
     for (int i = 0; i < n; i++) {
         for (int k = 0; k < SIDE * SIDE; k++)
-            images[16 + (size_t)i * SIDE * SIDE + (size_t)k] = (unsigned char)(tu_rng_next(rng) >> 56);
-        labels[8 + i] = (unsigned char)(tu_rng_next(rng) % 4);
+            pixels[(size_t)i * SIDE * SIDE + (size_t)k] = (unsigned char)(tu_rng_next(rng) >> 56);
+        labels[i] = (unsigned char)(tu_rng_next(rng) % 4);
     }
-    write_file(images_name, images, isize);
-    write_file(labels_name, labels, 8 + (size_t)n);
-    free(images);
+    write_idx_files(images_name, labels_name, n, SIDE, pixels, labels);
+    free(pixels);
     free(labels);
 }
 
@@ -284,14 +130,9 @@ static void write_model(void)
 static int group_setup(void **state)
 {
     (void)state;
-    unsetenv("PLEXUS_PLUGIN_PATH");
-    unsetenv("PLEXUS_BACKENDS");
-    unsetenv("PLEXUS_STRICT");
-    unsetenv("PLEXUS_LOG_LEVEL");
     unsetenv("PLEXUS_CALIBRATE");
     setenv("PLEXUS_COST_CACHE", "none", 1);
-    setenv("PLEXUS_NUM_THREADS", "2", 1);
-    if (tu_make_temp_dir(dir, sizeof dir, PLX_TEST_BUILD_DIR "/cli_bench_"))
+    if (cli_dir_setup(PLX_TEST_BUILD_DIR "/cli_bench_"))
         return -1;
     uint64_t rng = 777;
     write_idx("train-images.idx", "train-labels.idx", N_TRAIN, &rng);
@@ -305,14 +146,6 @@ static int group_setup(void **state)
     }
     plx_context_close(ctx);
     return n_backends > 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    if (getenv("PLX_KEEP_TEST_DIR") == NULL)
-        tu_remove_dir(dir);
-    return 0;
 }
 
 static int is_loaded(const char *name)
@@ -793,5 +626,5 @@ int main(void)
         cmocka_unit_test(test_model_bench_api),
         cmocka_unit_test(test_bad_arguments),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, cli_dir_teardown);
 }

@@ -56,13 +56,9 @@ HARNESS_FN void capture_log(void *user, int level, const char *message)
 /* Opens a context on the freshly built plugins; strict and log as given. */
 HARNESS_FN plx_context *open_with(const char *backends, int32_t strict, log_capture *log)
 {
+    const char *const paths[] = {PLX_TEST_PLUGIN_DIR};
     plx_context_options o;
-    plx_context_options_init(&o);
-    const char *paths[] = {PLX_TEST_PLUGIN_DIR};
-    o.plugin_paths = paths;
-    o.n_plugin_paths = 1;
-    o.ignore_env = 1;
-    o.no_default_dirs = 1;
+    tu_options_init(&o, paths, 1);
     o.backends = backends;
     o.num_threads = SUITE_THREADS;
     o.strict = strict;
@@ -71,20 +67,7 @@ HARNESS_FN plx_context *open_with(const char *backends, int32_t strict, log_capt
         o.log_fn = capture_log;
         o.log_user = log;
     }
-    plx_context *ctx = NULL;
-    if (plx_context_open(&o, &ctx) != PLX_OK)
-        fail_msg("open: %s", plx_last_error(NULL));
-    return ctx;
-}
-
-HARNESS_FN bool has_backend(const plx_context *ctx, const char *name)
-{
-    for (size_t b = 0; b < plx_backend_count(ctx); b++) {
-        plx_backend_info bi = {.struct_size = sizeof bi};
-        if (plx_backend_get(ctx, b, &bi) == PLX_OK && strcmp(bi.name, name) == 0)
-            return true;
-    }
-    return false;
+    return tu_open_options(&o);
 }
 
 HARNESS_FN int harness_setup(void **state)
@@ -92,7 +75,7 @@ HARNESS_FN int harness_setup(void **state)
     contexts *c = calloc(1, sizeof *c);
     c->one = open_with("onednn,cpu_blas", 0, NULL);
     c->ref = open_with("cpu_blas", 0, NULL);
-    if (!has_backend(c->one, "onednn"))
+    if (!tu_has_backend(c->one, "onednn"))
         fail_msg("the onednn plugin is built but did not load: see plx_plugin_get");
     *state = c;
     return 0;

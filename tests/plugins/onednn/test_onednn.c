@@ -31,16 +31,6 @@ typedef struct contexts {
     bool built;       /* the onednn plugin is in build/plugins */
 } contexts;
 
-static bool has_backend(const plx_context *ctx, const char *name)
-{
-    for (size_t b = 0; b < plx_backend_count(ctx); b++) {
-        plx_backend_info bi = {.struct_size = sizeof bi};
-        if (plx_backend_get(ctx, b, &bi) == PLX_OK && strcmp(bi.name, name) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* Under AddressSanitizer the suite runs on one thread: GCC 12's
  * LeakSanitizer crashes at exit ("Tracer caught signal 11") reading the
  * dynamic TLS of libgomp's worker threads, which oneDNN starts for calls
@@ -53,19 +43,12 @@ static bool has_backend(const plx_context *ctx, const char *name)
 
 static plx_context *open_ranked(const char *backends)
 {
+    const char *const paths[] = {PLX_TEST_PLUGIN_DIR};
     plx_context_options o;
-    plx_context_options_init(&o);
-    const char *paths[] = {PLX_TEST_PLUGIN_DIR};
-    o.plugin_paths = paths;
-    o.n_plugin_paths = 1;
-    o.ignore_env = 1;
-    o.no_default_dirs = 1;
+    tu_options_init(&o, paths, 1);
     o.backends = backends;
     o.num_threads = SUITE_THREADS;
-    plx_context *ctx = NULL;
-    if (plx_context_open(&o, &ctx) != PLX_OK)
-        fail_msg("open: %s", plx_last_error(NULL));
-    return ctx;
+    return tu_open_options(&o);
 }
 
 /* The three contexts live for the whole suite (plugins are loaded once). */
@@ -75,7 +58,7 @@ static int setup(void **state)
     c->all = open_ranked(NULL);
     c->one = open_ranked("onednn,cpu_blas");
     c->ref = open_ranked("cpu_blas");
-    c->built = has_backend(c->all, "onednn");
+    c->built = tu_has_backend(c->all, "onednn");
     *state = c;
     return 0;
 }

@@ -74,7 +74,7 @@ static void test_bad_fail_list_refuses_the_plugin(void **state)
     log_capture log = {.used = 0};
     plx_context *ctx = open_with(NULL, 0, &log);
     setenv("PLEXUS_ONEDNN_FAIL", saved, 1);
-    assert_false(has_backend(ctx, "onednn"));
+    assert_false(tu_has_backend(ctx, "onednn"));
     bool listed = false;
     for (size_t i = 0; i < plx_plugin_count(ctx); i++) {
         plx_plugin_info pi = {.struct_size = sizeof pi};

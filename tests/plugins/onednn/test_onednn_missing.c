@@ -67,15 +67,10 @@ static void test_missing_library_refused_and_cpu_blas_runs(void **state)
     close(fd);
     free(elf);
 
-    const char *paths[] = {dir, CPU_BLAS_FILE};
+    const char *const paths[] = {dir, CPU_BLAS_FILE};
     plx_context_options o;
-    plx_context_options_init(&o);
-    o.plugin_paths = paths;
-    o.n_plugin_paths = 2;
-    o.ignore_env = 1;
-    o.no_default_dirs = 1;
-    plx_context *ctx = NULL;
-    assert_int_equal(plx_context_open(&o, &ctx), PLX_OK);
+    tu_options_init(&o, paths, 2);
+    plx_context *ctx = tu_open_options(&o);
     bool seen = false;
     for (size_t i = 0; i < plx_plugin_count(ctx); i++) {
         plx_plugin_info info = {.struct_size = sizeof info};
