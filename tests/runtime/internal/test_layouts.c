@@ -23,27 +23,7 @@ typedef struct chain {
 static plx_context *open_ranked(const char *backends)
 {
     const char *paths[] = {PLUGIN_DIR};
-    plx_context_options o;
-    plx_context_options_init(&o);
-    o.plugin_paths = paths;
-    o.n_plugin_paths = 1;
-    o.ignore_env = 1;
-    o.no_default_dirs = 1;
-    o.backends = backends;
-    plx_context *ctx = NULL;
-    if (plx_context_open(&o, &ctx) != PLX_OK)
-        fail_msg("open: %s", plx_last_error(NULL));
-    return ctx;
-}
-
-static bool has_backend(plx_context *ctx, const char *name)
-{
-    for (size_t i = 0; i < plx_backend_count(ctx); i++) {
-        plx_backend_info info = {.struct_size = sizeof info};
-        if (plx_backend_get(ctx, i, &info) == PLX_OK && strcmp(info.name, name) == 0)
-            return true;
-    }
-    return false;
+    return tu_open_paths(paths, 1, backends);
 }
 
 static void build_chain(chain *c, const char *backends, bool training)
@@ -116,7 +96,7 @@ static void collect_line(void *user, const char *line)
 static bool skip_without_onednn(void)
 {
     plx_context *ctx = open_ranked(NULL);
-    bool have = has_backend(ctx, "onednn");
+    bool have = tu_has_backend(ctx, "onednn");
     plx_context_close(ctx);
     if (!have)
         printf("skipped: the onednn backend is not built here (libdnnl-dev missing)\n");
