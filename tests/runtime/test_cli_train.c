@@ -415,6 +415,35 @@ static void test_plan(void **state)
     EXPECT_STDOUT("# inference graph of tiny");
 }
 
+/* --calibrate on plan and train: every candidate of a node with a choice is
+ * timed and the cache file written; a corrupt cache is reported (warning
+ * naming the file) and rebuilt. */
+static void test_calibrate(void **state)
+{
+    (void)state;
+    char cache[4200], env[4400];
+    path_in_dir(cache, sizeof cache, "costs.json");
+    snprintf(env, sizeof env, "PLEXUS_COST_CACHE='%s'", cache);
+    assert_int_equal(run_env(env, "plan model.json --calibrate"), 0);
+    EXPECT_STDOUT("candidates: ");
+    EXPECT_STDERR("plexus plan: calibration: ");
+    EXPECT_STDERR(cache);
+    char text[1 << 16];
+    read_file(cache, text, sizeof text);
+    expect_in(text, "plexus-costs", cache);
+    write_file("costs.json", "{\"format\": \"plexus-costs\", \"vers", 31);
+    assert_int_equal(run_env(env, "train model.json --max-steps 2 --limit-test 8 --calibrate --json"), 0);
+    EXPECT_STDERR("calibration cache");
+    EXPECT_STDERR("ignored: it is not valid JSON");
+    EXPECT_STDERR("plexus train: calibration: ");
+    read_file(cache, text, sizeof text);
+    expect_in(text, "plexus-costs", cache);
+    assert_int_equal(run_env(env, "plan model.json"), 0); /* reads it back without a warning */
+    if (strstr(err_text, "ignored") != NULL)
+        fail_msg("the rebuilt cache was not accepted:\n%s", err_text);
+    unlink(cache);
+}
+
 /* ---- plot ------------------------------------------------------------------- */
 
 static void test_plot_training_metrics(void **state)
@@ -610,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_predict_idx_matches_eval),
         cmocka_unit_test(test_predict_pgm),
         cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_calibrate),
         cmocka_unit_test(test_plot_training_metrics),
         cmocka_unit_test(test_plot_handwritten),
         cmocka_unit_test(test_plot_malformed),
