@@ -489,6 +489,11 @@ static inline bool one_isa_has_bf16(dnnl_cpu_isa_t isa)
     return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) == (unsigned)dnnl_cpu_isa_avx512_core_bf16;
 }
 
+static inline bool one_isa_has(dnnl_cpu_isa_t isa, dnnl_cpu_isa_t want)
+{
+    return ((unsigned)isa & (unsigned)want) == (unsigned)want;
+}
+
 static inline bool one_isa_has_amx(dnnl_cpu_isa_t isa)
 {
     return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_amx) == (unsigned)dnnl_cpu_isa_avx512_core_amx;

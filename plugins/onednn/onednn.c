@@ -493,7 +493,7 @@ static const one_kernel *precheck(const one_state *s, int32_t device, const plx_
         if (!op_ok || !data || !one_layout_possible(d)) {
             snprintf(reason, cap,
                      "its own (blocked) layout only for the data tensors of conv2d and pooling forward, with "
-                     "channels a multiple of 16");
+                     "channels a multiple of its block (16 with AVX-512, 8 with AVX2)");
             return NULL;
         }
     }

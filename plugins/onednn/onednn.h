@@ -202,8 +202,9 @@ dnnl_data_type_t one_dt(const plx_tensor_desc *t);
 dnnl_status_t one_md_plain(one_md *md, int ndims, const int64_t *dims, dnnl_data_type_t dt);
 
 /* The plugin's own layout (PLX_LAYOUT_BACKEND, ABI 1.2) of a 4-D NCHW
- * tensor: nChw16c, oneDNN's blocked layout for AVX-512 convolutions and
- * pooling, for channel counts that are multiples of 16 (no padding). Inside
+ * tensor: nChw16c with AVX-512 (nChw8c with AVX2), oneDNN's blocked layout
+ * for its convolutions and pooling, for channel counts that are multiples
+ * of the block (no padding); none on older CPUs. Inside
  * a chain of conv2d / pooling calls the executor keeps tensors in it, so
  * no reorder runs between them. */
 bool one_layout_possible(const plx_tensor_desc *t);

@@ -71,9 +71,24 @@ dnnl_status_t one_md_plain(one_md *md, int ndims, const int64_t *dims, dnnl_data
     return one_md_strides(md, ndims, d, dt, strides);
 }
 
+/* Channels per block of the own layout: what oneDNN's JIT convolutions and
+ * pooling use on this CPU (16 with AVX-512, 8 with AVX2); 0 for none (older
+ * CPUs, where pooling on blocked data has only reference code). The CPU
+ * does not change under a process, so neither does the answer. */
+static int layout_block(void)
+{
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    if (one_isa_has(isa, dnnl_cpu_isa_avx512_core))
+        return 16;
+    if (one_isa_has(isa, dnnl_cpu_isa_avx2))
+        return 8;
+    return 0;
+}
+
 bool one_layout_possible(const plx_tensor_desc *t)
 {
-    return t->ndim == 4 && t->shape[1] % 16 == 0 &&
+    int block = layout_block();
+    return block > 0 && t->ndim == 4 && t->shape[1] % block == 0 &&
            (plx_dtype_equal(t->dtype, PLX_F32) || plx_dtype_equal(t->dtype, PLX_BF16));
 }
 
@@ -95,7 +110,7 @@ static dnnl_status_t md_own(one_md *md, const int64_t *dims, dnnl_data_type_t dt
     dnnl_dims_t d;
     for (int i = 0; i < 4; i++)
         d[i] = dims[i];
-    return one_md_tag(md, 4, d, dt, dnnl_aBcd16b);
+    return one_md_tag(md, 4, d, dt, layout_block() == 16 ? dnnl_aBcd16b : dnnl_aBcd8b);
 }
 
 dnnl_status_t one_md_user(one_md *md, const plx_op_call *call, int32_t index, int ndims, const int64_t *dims,
