@@ -157,16 +157,8 @@ typedef struct bench_setup {
 
 static plx_context *open_ranked(const char *ranking)
 {
-    plx_context_options opts;
-    plx_context_options_init(&opts);
-    opts.backends = ranking != NULL && ranking[0] != '\0' ? ranking : NULL;
     plx_context *ctx = NULL;
-    plx_status st = plx_context_open(&opts, &ctx);
-    if (st != PLX_OK) {
-        cli_report(C_BENCH, NULL, st);
-        return NULL;
-    }
-    return ctx;
+    return cli_open_context(C_BENCH, ranking, 0, &ctx) == 0 ? ctx : NULL;
 }
 
 static int is_loaded(const bench_setup *s, const char *name)
@@ -1520,14 +1512,9 @@ static int run_model(const model_options *o, const char *backends)
 /* Prints what calibration did and saves the cache; CLI_OK or CLI_ERROR. */
 static int save_calibration(plx_context *ctx, const char *what)
 {
-    plx_cost_cache_info info = {.struct_size = sizeof info};
-    plx_status st = plx_cost_cache_info_get(ctx, &info);
-    if (st == PLX_OK)
-        st = plx_cost_cache_save(ctx);
-    if (st != PLX_OK) {
-        cli_report(C_BENCH, ctx, st);
+    plx_cost_cache_info info;
+    if (cli_save_calibration(C_BENCH, ctx, &info))
         return CLI_ERROR;
-    }
     fprintf(stderr, "plexus bench: calibrated %s: %lld kernel times measured (%lld known already), saved to %s\n",
             what, (long long)info.measured, (long long)info.loaded, info.path);
     return CLI_OK;
@@ -1535,23 +1522,8 @@ static int save_calibration(plx_context *ctx, const char *what)
 
 static plx_context *open_calibrating(void)
 {
-    plx_context_options opts;
-    plx_context_options_init(&opts);
-    opts.calibrate = 1;
     plx_context *ctx = NULL;
-    plx_status st = plx_context_open(&opts, &ctx);
-    if (st != PLX_OK) {
-        cli_report(C_BENCH, NULL, st);
-        return NULL;
-    }
-    plx_cost_cache_info info = {.struct_size = sizeof info};
-    if (plx_cost_cache_info_get(ctx, &info) != PLX_OK || info.path == NULL) {
-        fprintf(stderr, "plexus bench: --calibrate needs a calibration cache file (PLEXUS_COST_CACHE is 'none', "
-                        "or neither XDG_CACHE_HOME nor HOME is set)\n");
-        plx_context_close(ctx);
-        return NULL;
-    }
-    return ctx;
+    return cli_open_context(C_BENCH, NULL, 1, &ctx) == 0 ? ctx : NULL;
 }
 
 /* Times every candidate backend of every node of the model's training step

@@ -38,9 +38,15 @@ int cli_parse_int(const char *cmd, const char *flag, const char *text, int64_t l
  * -1. Returns 1 on a match, 0 when argv[*i] is another argument. */
 int cli_option(const char *cmd, int argc, char **argv, int *i, const char *name, const char **value);
 
-/* Opens a context ranked/restricted to `backends` (NULL: PLEXUS_BACKENDS or
- * all). Prints the error and returns -1 on failure. */
-int cli_open_context(const char *cmd, const char *backends, plx_context **ctx);
+/* Opens a context ranked/restricted to `backends` (NULL or "": PLEXUS_BACKENDS
+ * or all); with `calibrate`, timing candidate backends (--calibrate), which
+ * needs a calibration cache file to save to. Prints the error and returns -1
+ * on failure (nothing left open). */
+int cli_open_context(const char *cmd, const char *backends, int calibrate, plx_context **ctx);
+
+/* Saves what calibration measured (plx_cost_cache_save) and fills *info
+ * with the counts and the path; prints the error and returns -1 on failure. */
+int cli_save_calibration(const char *cmd, plx_context *ctx, plx_cost_cache_info *info);
 
 /* JSON output (cJSON). NaN and infinity, which JSON lacks, become null. */
 struct cJSON;

@@ -91,14 +91,36 @@ int cli_option(const char *cmd, int argc, char **argv, int *i, const char *name,
     return 0;
 }
 
-int cli_open_context(const char *cmd, const char *backends, plx_context **ctx)
+int cli_open_context(const char *cmd, const char *backends, int calibrate, plx_context **ctx)
 {
     plx_context_options opts;
     plx_context_options_init(&opts);
-    opts.backends = backends;
+    opts.backends = backends != NULL && backends[0] != '\0' ? backends : NULL;
+    opts.calibrate = calibrate;
     plx_status st = plx_context_open(&opts, ctx);
     if (st != PLX_OK) {
         cli_report(cmd, NULL, st);
+        return -1;
+    }
+    plx_cost_cache_info info = {.struct_size = sizeof info};
+    if (calibrate && (plx_cost_cache_info_get(*ctx, &info) != PLX_OK || info.path == NULL)) {
+        fprintf(stderr, "plexus %s: --calibrate needs a calibration cache file (PLEXUS_COST_CACHE is 'none', "
+                        "or neither XDG_CACHE_HOME nor HOME is set)\n", cmd);
+        plx_context_close(*ctx);
+        *ctx = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int cli_save_calibration(const char *cmd, plx_context *ctx, plx_cost_cache_info *info)
+{
+    info->struct_size = (uint32_t)sizeof *info;
+    plx_status st = plx_cost_cache_info_get(ctx, info);
+    if (st == PLX_OK)
+        st = plx_cost_cache_save(ctx);
+    if (st != PLX_OK) {
+        cli_report(cmd, ctx, st);
         return -1;
     }
     return 0;
@@ -110,24 +132,12 @@ void cli_report(const char *cmd, const plx_context *ctx, plx_status status)
     fprintf(stderr, "plexus %s: %s\n", cmd, msg != NULL && msg[0] != '\0' ? msg : plx_status_text(status));
 }
 
-/* --calibrate: time every candidate backend of each node as the plans are
- * built (PLEXUS_CALIBRATE is how the context learns it). */
-static void calibrate_on(void)
-{
-    setenv("PLEXUS_CALIBRATE", "1", 1);
-}
-
 /* Writes what calibration measured to the cache file; says so on stderr. */
 static int save_calibration(const char *cmd, plx_context *ctx)
 {
-    plx_cost_cache_info info = {.struct_size = sizeof info};
-    plx_status st = plx_cost_cache_info_get(ctx, &info);
-    if (st == PLX_OK)
-        st = plx_cost_cache_save(ctx);
-    if (st != PLX_OK) {
-        cli_report(cmd, ctx, st);
+    plx_cost_cache_info info;
+    if (cli_save_calibration(cmd, ctx, &info))
         return -1;
-    }
     fprintf(stderr, "plexus %s: calibration: %lld kernel times measured, %lld reused; saved to %s\n", cmd,
             (long long)info.measured, (long long)info.loaded, info.path);
     return 0;
@@ -215,11 +225,11 @@ static int load_any(const char *cmd, plx_context *ctx, const char *path, plx_mod
 
 /* A context on `backends` and the model at `path` (as load_any); on error
  * says why and leaves nothing open. */
-static int open_context_and_model(const char *cmd, const char *backends, const char *path, plx_context **ctx,
-                                  plx_model **model)
+static int open_context_and_model(const char *cmd, const char *backends, int calibrate, const char *path,
+                                  plx_context **ctx, plx_model **model)
 {
     *model = NULL;
-    if (cli_open_context(cmd, backends, ctx))
+    if (cli_open_context(cmd, backends, calibrate, ctx))
         return -1;
     if (load_any(cmd, *ctx, path, model)) {
         plx_context_close(*ctx);
@@ -427,9 +437,7 @@ int cmd_train(int argc, char **argv)
 
     plx_context *ctx;
     plx_model *model;
-    if (calibrate)
-        calibrate_on();
-    if (open_context_and_model(C, backends, model_path, &ctx, &model))
+    if (open_context_and_model(C, backends, calibrate, model_path, &ctx, &model))
         return CLI_ERROR;
 
     progress_view view = {.tty = isatty(STDERR_FILENO), .columns = 80};
@@ -584,7 +592,7 @@ int cmd_eval(int argc, char **argv)
     }
     plx_context *ctx;
     plx_model *model;
-    if (open_context_and_model(C, backends, path, &ctx, &model))
+    if (open_context_and_model(C, backends, 0, path, &ctx, &model))
         return CLI_ERROR;
     plx_eval_result res;
     memset(&res, 0, sizeof res);
@@ -1008,7 +1016,7 @@ int cmd_predict(int argc, char **argv)
 
     plx_context *ctx;
     plx_model *model;
-    if (open_context_and_model(C, backends, path, &ctx, &model)) {
+    if (open_context_and_model(C, backends, 0, path, &ctx, &model)) {
         free(inputs);
         return CLI_ERROR;
     }
@@ -1176,9 +1184,7 @@ int cmd_plan(int argc, char **argv)
     }
     plx_context *ctx;
     plx_model *model;
-    if (calibrate)
-        calibrate_on();
-    if (open_context_and_model(C, backends, path, &ctx, &model))
+    if (open_context_and_model(C, backends, calibrate, path, &ctx, &model))
         return CLI_ERROR;
     plan_sink sink = {.lines = NULL};
     cJSON *root = NULL;

@@ -442,6 +442,9 @@ static void test_calibrate(void **state)
     if (strstr(err_text, "ignored") != NULL)
         fail_msg("the rebuilt cache was not accepted:\n%s", err_text);
     unlink(cache);
+    /* Nowhere to save: refused before any work. */
+    assert_int_equal(run_env("PLEXUS_COST_CACHE=none", "train model.json --calibrate --max-steps 2"), 1);
+    EXPECT_STDERR("plexus train: --calibrate needs a calibration cache file");
 }
 
 /* ---- plot ------------------------------------------------------------------- */
