@@ -171,23 +171,36 @@ static plx_status place_node(plx_graph *g, int32_t node, exec_step *s)
     return PLX_OK;
 }
 
-/* Would backend bi (device di) accept the step's call with these layouts? */
-static bool backend_accepts(plx_context *ctx, const exec_step *step, int32_t bi, int32_t di, const uint8_t *layouts,
-                            int32_t n)
+/* A data-free copy of the step's call in plain layouts, for support and
+ * cost queries (they see no data): its tensors are `shapes` (n_in + n_out
+ * entries, the caller's), and `metas`, when not NULL, gets the values'
+ * shapes. */
+static plx_op_call query_call(const plx_graph *g, const exec_step *step, plx_tensor_desc *shapes, tensor_meta *metas)
 {
-    const backend_record *b = &ctx->backends[bi];
-    if (b->api.supports == NULL)
-        return true;
-    plx_tensor_desc *shapes = malloc(sizeof *shapes * (size_t)(n + 1));
-    if (shapes == NULL)
-        return false;
-    for (int32_t i = 0; i < n; i++) {
+    const graph_node *n = &g->nodes[step->node];
+    for (int32_t i = 0; i < n->n_in + n->n_out; i++) {
         shapes[i] = step->descs[i];
-        shapes[i].data = NULL; /* support queries see no data */
+        shapes[i].data = NULL;
+        if (metas != NULL)
+            metas[i] = g->values[i < n->n_in ? n->in[i] : n->out[i - n->n_in]].meta;
     }
     plx_op_call call = step->call;
     call.inputs = shapes;
-    call.outputs = shapes + call.n_inputs;
+    call.outputs = shapes + n->n_in;
+    call.layouts = NULL;
+    return call;
+}
+
+/* Would backend bi (device di) accept the step's call with these layouts? */
+static bool backend_accepts(const plx_graph *g, const exec_step *step, int32_t bi, int32_t di, const uint8_t *layouts)
+{
+    const backend_record *b = &g->ctx->backends[bi];
+    if (b->api.supports == NULL)
+        return true;
+    plx_tensor_desc *shapes = malloc(sizeof *shapes * (size_t)(step->call.n_inputs + step->call.n_outputs + 1));
+    if (shapes == NULL)
+        return false;
+    plx_op_call call = query_call(g, step, shapes, NULL);
     call.layouts = layouts;
     char reason[256];
     bool yes = b->api.supports(b->state, di, &call, reason, sizeof reason) != 0;
@@ -195,23 +208,30 @@ static bool backend_accepts(plx_context *ctx, const exec_step *step, int32_t bi,
     return yes;
 }
 
-static bool step_accepts(plx_context *ctx, exec_step *step, const uint8_t *layouts, int32_t n)
-{
-    return backend_accepts(ctx, step, step->backend, step->device, layouts, n);
-}
 
-/* Whether backend bi would take the step's call with tensor `slot` alone in
- * its own layout (on top of what the step already has). */
-static bool accepts_slot(plx_context *ctx, const exec_step *step, int32_t bi, int32_t di, int32_t slot)
+
+/* The step's layouts (when it runs on backend bi) with `slots` set to
+ * bi's own layout: a new array of n_in + n_out entries, NULL when out of
+ * memory. */
+static uint8_t *layouts_with(const exec_step *step, int32_t bi, const int32_t *slots, int32_t n_slots)
 {
     int32_t n = step->call.n_inputs + step->call.n_outputs;
     uint8_t *l = calloc((size_t)n + 1, 1);
     if (l == NULL)
-        return false;
+        return NULL;
     if (step->layouts != NULL && step->backend == bi)
         memcpy(l, step->layouts, (size_t)n);
-    l[slot] = PLX_LAYOUT_BACKEND;
-    bool yes = backend_accepts(ctx, step, bi, di, l, n);
+    for (int32_t k = 0; k < n_slots; k++)
+        l[slots[k]] = PLX_LAYOUT_BACKEND;
+    return l;
+}
+
+/* Whether backend bi would take the step's call with tensor `slot` in its
+ * own layout too. */
+static bool accepts_slot(const plx_graph *g, const exec_step *step, int32_t bi, int32_t di, int32_t slot)
+{
+    uint8_t *l = layouts_with(step, bi, &slot, 1);
+    bool yes = l != NULL && backend_accepts(g, step, bi, di, l);
     free(l);
     return yes;
 }
@@ -219,22 +239,14 @@ static bool accepts_slot(plx_context *ctx, const exec_step *step, int32_t bi, in
 /* The cost of a step's call on backend bi (measured, else estimated). */
 static bool step_cost_on(plx_graph *g, const exec_step *step, int32_t bi, int32_t di, double *ns)
 {
-    const graph_node *n = &g->nodes[step->node];
-    int32_t k = n->n_in + n->n_out;
+    int32_t k = step->call.n_inputs + step->call.n_outputs;
     tensor_meta *metas = calloc((size_t)k + 1, sizeof *metas);
     plx_tensor_desc *shapes = calloc((size_t)k + 1, sizeof *shapes);
     bool ok = metas != NULL && shapes != NULL;
-    for (int32_t i = 0; i < k && ok; i++) {
-        metas[i] = g->values[i < n->n_in ? n->in[i] : n->out[i - n->n_in]].meta;
-        shapes[i] = step->descs[i];
-        shapes[i].data = NULL;
-    }
     if (ok) {
-        plx_op_call call = step->call;
-        call.inputs = shapes;
-        call.outputs = shapes + n->n_in;
-        call.layouts = NULL;
-        ok = router_cost_of(g->ctx, op_catalog_get(n->op_id), &call, metas, metas + n->n_in, bi, di, ns) == PLX_OK;
+        plx_op_call call = query_call(g, step, shapes, metas);
+        ok = router_cost_of(g->ctx, op_catalog_get(call.op_id), &call, metas, metas + call.n_inputs, bi, di, ns) ==
+             PLX_OK;
     }
     free(metas);
     free(shapes);
@@ -283,7 +295,7 @@ static void extend_chains(exec_plan *p, const bool *kept, const int32_t *step_of
         plx_tensor_desc shape = prod->descs[out_slot];
         shape.data = NULL;
         uint64_t bytes = b->api.layout_bytes(b->state, di, &shape);
-        if (bytes == 0 || !accepts_slot(ctx, prod, bi, di, out_slot) || !accepts_slot(ctx, step, bi, di, 0))
+        if (bytes == 0 || !accepts_slot(g, prod, bi, di, out_slot) || !accepts_slot(g, step, bi, di, 0))
             continue;
         bool others_ok = true;
         for (int32_t r = 0; r < p->n_steps && others_ok; r++) {
@@ -293,7 +305,7 @@ static void extend_chains(exec_plan *p, const bool *kept, const int32_t *step_of
             for (int32_t i = 0; i < rn->n_in && others_ok; i++)
                 if (rn->in[i] == v)
                     others_ok = p->steps[r].backend == bi && p->steps[r].device == di &&
-                                accepts_slot(ctx, &p->steps[r], bi, di, i);
+                                accepts_slot(g, &p->steps[r], bi, di, i);
         }
         double here, there;
         if (!others_ok || !step_cost_on(g, step, step->backend, step->device, &here) ||
@@ -309,17 +321,10 @@ static void extend_chains(exec_plan *p, const bool *kept, const int32_t *step_of
 }
 
 /* Sets layouts[i] on step s (allocating its array) when it accepts them. */
-static bool try_layout(plx_context *ctx, exec_step *step, const int32_t *slots, int32_t n_slots)
+static bool try_layout(const plx_graph *g, exec_step *step, const int32_t *slots, int32_t n_slots)
 {
-    int32_t n = step->call.n_inputs + step->call.n_outputs;
-    uint8_t *l = calloc((size_t)n + 1, 1);
-    if (l == NULL)
-        return false;
-    if (step->layouts != NULL)
-        memcpy(l, step->layouts, (size_t)n);
-    for (int32_t k = 0; k < n_slots; k++)
-        l[slots[k]] = PLX_LAYOUT_BACKEND;
-    if (!step_accepts(ctx, step, l, n)) {
+    uint8_t *l = layouts_with(step, step->backend, slots, n_slots);
+    if (l == NULL || !backend_accepts(g, step, step->backend, step->device, l)) {
         free(l);
         return false;
     }
@@ -370,12 +375,10 @@ static plx_status choose_layouts(exec_plan *p, const bool *kept)
             }
             if (!ok || !any)
                 continue;
-            /* Ask the producer, then each reader; undo if any declines. */
-            uint8_t *saved_prod = prod->layouts != NULL ? malloc((size_t)(pn->n_in + pn->n_out)) : NULL;
-            if (saved_prod != NULL)
-                memcpy(saved_prod, prod->layouts, (size_t)(pn->n_in + pn->n_out));
+            /* Ask the producer, then each reader; undo if any declines
+             * (every slot touched held v, so it was plain before). */
             int32_t slot = pn->n_in + o;
-            ok = try_layout(ctx, prod, &slot, 1);
+            ok = try_layout(g, prod, &slot, 1);
             int32_t done_until = s;
             for (int32_t t = s + 1; t < p->n_steps && ok; t++) {
                 const graph_node *tn = &g->nodes[p->steps[t].node];
@@ -384,7 +387,7 @@ static plx_status choose_layouts(exec_plan *p, const bool *kept)
                     if (tn->in[i] == v)
                         slots[n_slots++] = i;
                 if (n_slots > 0) {
-                    ok = try_layout(ctx, &p->steps[t], slots, n_slots);
+                    ok = try_layout(g, &p->steps[t], slots, n_slots);
                     done_until = t;
                 }
             }
@@ -393,7 +396,7 @@ static plx_status choose_layouts(exec_plan *p, const bool *kept)
             } else {
                 /* Undo: the producer's slot and the readers accepted so far. */
                 if (prod->layouts != NULL)
-                    prod->layouts[slot] = saved_prod != NULL ? saved_prod[slot] : PLX_LAYOUT_PLAIN;
+                    prod->layouts[slot] = PLX_LAYOUT_PLAIN;
                 for (int32_t t = s + 1; t <= done_until; t++) {
                     exec_step *st = &p->steps[t];
                     const graph_node *tn = &g->nodes[st->node];
@@ -402,7 +405,6 @@ static plx_status choose_layouts(exec_plan *p, const bool *kept)
                             st->layouts[i] = PLX_LAYOUT_PLAIN;
                 }
             }
-            free(saved_prod);
         }
     }
     free(slots);
@@ -734,18 +736,10 @@ void plan_describe(const exec_plan *p, int explain, void (*emit)(void *user, con
             char buf[4096];
             tensor_meta metas[24];
             const graph_node *n = &g->nodes[step->node];
-            int32_t k = n->n_in + n->n_out;
-            if (k > 24)
+            if (n->n_in + n->n_out > 24)
                 continue;
             plx_tensor_desc shapes_only[24];
-            for (int32_t i = 0; i < k; i++) {
-                metas[i] = g->values[i < n->n_in ? n->in[i] : n->out[i - n->n_in]].meta;
-                shapes_only[i] = step->descs[i];
-                shapes_only[i].data = NULL; /* support queries see no data */
-            }
-            plx_op_call call = step->call;
-            call.inputs = shapes_only;
-            call.outputs = shapes_only + n->n_in;
+            plx_op_call call = query_call(g, step, shapes_only, metas);
             if (explain) {
                 int32_t bi, di;
                 router_route(ctx, op_catalog_get(n->op_id), &call, metas, metas + n->n_in, &bi, &di, buf,
