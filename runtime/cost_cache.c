@@ -70,26 +70,15 @@ struct cost_entry {
     char *backend, *version, *device, *signature;
 };
 
-static uint64_t hash_str(uint64_t h, const char *s)
-{
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    h ^= 0x1f;
-    return h * 1099511628211ull;
-}
-
+/* The strings with their terminators, so "ab"+"c" and "a"+"bc" differ. */
 static uint64_t key_hash(const char *backend, const char *version, const char *device, int32_t threads,
                          const char *signature)
 {
-    uint64_t h = 1469598103934665603ull;
-    h = hash_str(h, backend);
-    h = hash_str(h, version);
-    h = hash_str(h, device);
-    h ^= (uint64_t)(uint32_t)threads;
-    h *= 1099511628211ull;
-    return hash_str(h, signature);
+    uint64_t h = fnv1a(PLX_FNV1A_INIT, backend, strlen(backend) + 1);
+    h = fnv1a(h, version, strlen(version) + 1);
+    h = fnv1a(h, device, strlen(device) + 1);
+    h = fnv1a(h, &threads, sizeof threads);
+    return fnv1a(h, signature, strlen(signature) + 1);
 }
 
 static const char *plugin_version_of(const plx_context *ctx, const backend_record *b)

@@ -53,16 +53,6 @@ void routes_free(plx_context *ctx)
     ctx->route_cap = ctx->route_count = 0;
 }
 
-static uint64_t fnv1a(const unsigned char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 /* Serializes what a routing decision depends on; 0 if it does not fit. */
 static size_t route_key(unsigned char *key, int32_t op_id, const void *attrs, size_t attrs_size,
                         const plx_tensor_desc *in, int32_t n_in, const plx_tensor_desc *out, int32_t n_out)
@@ -171,12 +161,31 @@ typedef struct candidate_cost {
     char reason[256];
 } candidate_cost;
 
-static void cost_on(const backend_record *b, int32_t dev, const op_def *def,
+/* Attribute fields appended in a later ABI minor change what an op
+ * computes, so a plugin built before them (which cannot see them) must not
+ * get calls that use them. NULL when the backend may take the call. */
+static const char *newer_attrs_reason(const plx_context *ctx, const backend_record *b, const plx_op_call *call,
+                                      char *buf, size_t cap)
+{
+    unsigned minor = ctx->plugins[b->plugin_index].abi_minor;
+    if (call->op_id == PLX_OP_CONV2D && call->attrs != NULL && minor < 2 &&
+        ((const plx_conv2d_attrs *)call->attrs)->activation != PLX_ACTIVATION_NONE) {
+        snprintf(buf, cap, "its plugin is built for ABI 1.%u, before conv2d's fused activation (ABI 1.2)", minor);
+        return buf;
+    }
+    return NULL;
+}
+
+static void cost_on(const plx_context *ctx, const backend_record *b, int32_t dev, const op_def *def,
                     const plx_op_call *call, const tensor_meta *in_meta, const tensor_meta *out_meta,
                     candidate_cost *c)
 {
     c->ok = true;
     c->reason[0] = '\0';
+    if (newer_attrs_reason(ctx, b, call, c->reason, sizeof c->reason) != NULL) {
+        c->ok = false;
+        return;
+    }
     if (b->api.supports != NULL) {
         char reason[256] = "";
         int32_t yes = b->api.supports(b->state, dev, call, reason, sizeof reason);
@@ -215,21 +224,6 @@ static void cost_on(const backend_record *b, int32_t dev, const op_def *def,
         for (int32_t i = 0; i < call->n_outputs; i++)
             c->copy_ns += COPY_LATENCY_NS + (double)desc_bytes(&call->outputs[i]) / bw;
     }
-}
-
-/* Attribute fields appended in a later ABI minor change what an op
- * computes, so a plugin built before them (which cannot see them) must not
- * get calls that use them. NULL when the backend may take the call. */
-static const char *newer_attrs_reason(const plx_context *ctx, const backend_record *b, const plx_op_call *call,
-                                      char *buf, size_t cap)
-{
-    unsigned minor = ctx->plugins[b->plugin_index].abi_minor;
-    if (call->op_id == PLX_OP_CONV2D && call->attrs != NULL && minor < 2 &&
-        ((const plx_conv2d_attrs *)call->attrs)->activation != PLX_ACTIVATION_NONE) {
-        snprintf(buf, cap, "its plugin is built for ABI 1.%u, before conv2d's fused activation (ABI 1.2)", minor);
-        return buf;
-    }
-    return NULL;
 }
 
 typedef struct route_candidate {
@@ -289,12 +283,7 @@ static plx_status route(plx_context *ctx, const op_def *def, const plx_op_call *
         for (int32_t d = 0; d < b->n_devices; d++) {
             route_candidate *c = &cands[n++];
             candidate_cost cc;
-            char old_abi[160];
-            if (newer_attrs_reason(ctx, b, call, old_abi, sizeof old_abi) != NULL) {
-                cc = (candidate_cost){.ok = false};
-                snprintf(cc.reason, sizeof cc.reason, "%s", old_abi);
-            } else
-                cost_on(b, d, def, call, in_meta, out_meta, &cc);
+            cost_on(ctx, b, d, def, call, in_meta, out_meta, &cc);
             *c = (route_candidate){.backend = (int32_t)bi, .device = d, .ok = cc.ok, .kernel_ns = cc.kernel_ns,
                                    .copy_ns = cc.copy_ns, .rank = b->rank >= 0 ? b->rank : INT32_MAX - 1};
             snprintf(c->reason, sizeof c->reason, "%s", cc.reason);
@@ -455,11 +444,8 @@ plx_status router_cost_of(plx_context *ctx, const op_def *def, const plx_op_call
     int64_t idx = op_index(call->op_id);
     if (idx < 0 || !b->implements[idx] || device < 0 || device >= b->n_devices)
         return PLX_UNSUPPORTED;
-    char old_abi[160];
-    if (newer_attrs_reason(ctx, b, call, old_abi, sizeof old_abi) != NULL)
-        return PLX_UNSUPPORTED;
     candidate_cost cc;
-    cost_on(b, device, def, call, in_meta, out_meta, &cc);
+    cost_on(ctx, b, device, def, call, in_meta, out_meta, &cc);
     if (!cc.ok)
         return PLX_UNSUPPORTED;
     char sig[2048];
@@ -621,7 +607,7 @@ static plx_status choose(plx_context *ctx, prepared_call *p, const plx_op_call *
 {
     unsigned char key[KEY_CAP];
     size_t len = route_key(key, p->op_id, p->attrs_ptr, p->attrs_size, p->in, p->n_in, p->out, p->n_out);
-    uint64_t h = len ? fnv1a(key, len) : 0;
+    uint64_t h = len ? fnv1a(PLX_FNV1A_INIT, key, len) : 0;
     if (len && route_cache_find(ctx, key, len, h, backend, device))
         return PLX_OK;
     /* Support and cost queries see no data, as plexus_plugin.h promises. */

@@ -38,6 +38,21 @@ plx_status open_fail(plx_status status, const char *fmt, ...) __attribute__((for
 void threads_init(struct plx_context *ctx);
 void threads_release(struct plx_context *ctx);
 
+/* ---- hashing ------------------------------------------------------------ */
+#define PLX_FNV1A_INIT 1469598103934665603ull
+/* FNV-1a over n bytes, continuing from h (PLX_FNV1A_INIT to start). Route
+ * and cost caches key on it; parameter streams too, so its values must not
+ * change (saved runs depend on them). */
+static inline uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
 /* ---- log ---------------------------------------------------------------- */
 void ctx_log(const struct plx_context *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -21,12 +21,7 @@ void param_fans(const tensor_meta *m, double *fan_in, double *fan_out)
 
 uint64_t param_stream_of(const char *name)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ull;
-    }
-    return h;
+    return fnv1a(PLX_FNV1A_INIT, name, strlen(name));
 }
 
 plx_status param_init_fill(plx_context *ctx, plx_tensor *t, const plx_initializer *init, uint64_t seed,
