@@ -128,6 +128,20 @@ static double clock_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
+plx_op_call node_call(plx_graph *g, const graph_node *n, const void *attrs, plx_tensor_desc *descs,
+                      tensor_meta *metas)
+{
+    for (int32_t i = 0; i < n->n_in + n->n_out; i++) {
+        graph_value *gv = &g->values[i < n->n_in ? n->in[i] : n->out[i - n->n_in]];
+        metas[i] = gv->meta;
+        descs[i] = (plx_tensor_desc){.data = NULL, .device = {PLX_DL_CPU, 0}, .ndim = gv->meta.ndim,
+                                     .dtype = gv->meta.dtype, .shape = gv->meta.dims};
+    }
+    return (plx_op_call){.struct_size = (uint32_t)sizeof(plx_op_call), .op_id = n->op_id,
+                         .op_name = op_name_of(g->ctx, n->op_id), .attrs = attrs, .n_inputs = n->n_in,
+                         .inputs = descs, .n_outputs = n->n_out, .outputs = descs + n->n_in};
+}
+
 static plx_status place_node(plx_graph *g, int32_t node, exec_step *s)
 {
     plx_context *ctx = g->ctx;
@@ -141,16 +155,7 @@ static plx_status place_node(plx_graph *g, int32_t node, exec_step *s)
         free(metas);
         return ctx_fail(ctx, PLX_OUT_OF_MEMORY, "plan: out of memory");
     }
-    for (int32_t i = 0; i < n->n_in + n->n_out; i++) {
-        int32_t v = i < n->n_in ? n->in[i] : n->out[i - n->n_in];
-        graph_value *gv = &g->values[v];
-        metas[i] = gv->meta;
-        s->descs[i] = (plx_tensor_desc){.data = NULL, .device = {PLX_DL_CPU, 0}, .ndim = gv->meta.ndim,
-                                        .dtype = gv->meta.dtype, .shape = gv->meta.dims};
-    }
-    s->call = (plx_op_call){.struct_size = (uint32_t)sizeof s->call, .op_id = n->op_id,
-                            .op_name = op_name_of(ctx, n->op_id), .attrs = n->attrs, .n_inputs = n->n_in,
-                            .inputs = s->descs, .n_outputs = n->n_out, .outputs = s->descs + n->n_in};
+    s->call = node_call(g, n, n->attrs, s->descs, metas);
     plx_status st = router_route(ctx, def, &s->call, metas, metas + n->n_in, &s->backend, &s->device, NULL, 0);
     free(metas);
     if (st != PLX_OK) {

@@ -55,6 +55,12 @@ plx_status plan_profile(exec_plan *p, bool on);
  * largest first. */
 void plan_profile_report(const exec_plan *p, void (*emit)(void *user, const char *line), void *user);
 
+/* The node's call with data-free descriptors of its values' shapes in descs
+ * and their metas in metas (n_in + n_out entries each, the caller's; the
+ * shapes point into the graph), running with `attrs`. */
+plx_op_call node_call(plx_graph *g, const graph_node *n, const void *attrs, plx_tensor_desc *descs,
+                      tensor_meta *metas);
+
 /* fuse.c: rewrites node patterns into fused ops (conv2d + relu) where some
  * backend takes the fused call, leaving values in `keep` alone. Returns the
  * number of fusions. Off when the context's fuse flag is (PLEXUS_FUSE=0). */

@@ -36,15 +36,7 @@ static bool fused_conv_routable(plx_graph *g, int32_t ci, const plx_conv2d_attrs
     tensor_meta metas[4];
     if (n->n_in + n->n_out > 4)
         return false;
-    for (int32_t i = 0; i < n->n_in + n->n_out; i++) {
-        graph_value *gv = &g->values[i < n->n_in ? n->in[i] : n->out[i - n->n_in]];
-        metas[i] = gv->meta;
-        descs[i] = (plx_tensor_desc){.data = NULL, .device = {PLX_DL_CPU, 0}, .ndim = gv->meta.ndim,
-                                     .dtype = gv->meta.dtype, .shape = metas[i].dims};
-    }
-    plx_op_call call = {.struct_size = (uint32_t)sizeof call, .op_id = n->op_id,
-                        .op_name = op_name_of(g->ctx, n->op_id), .attrs = fused, .n_inputs = n->n_in,
-                        .inputs = descs, .n_outputs = n->n_out, .outputs = descs + n->n_in};
+    plx_op_call call = node_call(g, n, fused, descs, metas);
     char quiet[8];
     int32_t b, d;
     /* with an explain buffer the router reports instead of failing loudly */
