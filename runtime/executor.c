@@ -258,6 +258,39 @@ static bool step_cost_on(plx_graph *g, const exec_step *step, int32_t bi, int32_
     return ok;
 }
 
+/* Largest own-layout size taken from a plugin: blocked layouts pad a dim
+ * to a block (at most 64x for a dim of 1 padded to 64), and a size past
+ * that would only be a broken plugin's (or one that overflows the arena). */
+#define LAYOUT_MAX_FACTOR 64
+#define LAYOUT_MAX_EXTRA 65536
+
+/* Bytes output `slot` of the step takes in backend bi's own layout, or 0
+ * when it has none for it. A size beyond any padding is refused with a
+ * warning naming the plugin, and the value stays plain. */
+static uint64_t own_layout_bytes(const plx_graph *g, const exec_step *step, int32_t bi, int32_t di, int32_t slot)
+{
+    plx_context *ctx = g->ctx;
+    const backend_record *b = &ctx->backends[bi];
+    if (b->api.layout_bytes == NULL || ctx->plugins[b->plugin_index].abi_minor < 2)
+        return 0;
+    plx_tensor_desc shape = step->descs[slot];
+    shape.data = NULL;
+    uint64_t bytes = b->api.layout_bytes(b->state, di, &shape);
+    uint64_t plain = (uint64_t)plx_desc_numel(&shape) * plx_dtype_size(shape.dtype);
+    if (bytes > plain * LAYOUT_MAX_FACTOR + LAYOUT_MAX_EXTRA) {
+        tensor_meta m;
+        char what[160];
+        meta_from_desc(&m, &shape);
+        ctx_log(ctx, PLX_LOG_WARN,
+                "plugin %s: layout_bytes says %llu bytes for %s (%llu plain), more than any padding needs; "
+                "the value stays plain",
+                ctx->plugins[b->plugin_index].name, (unsigned long long)bytes, meta_format(&m, what, sizeof what),
+                (unsigned long long)plain);
+        return 0;
+    }
+    return bytes;
+}
+
 /* A reorder between a plain tensor and a backend's own layout reads and
  * writes it once (~0.1 ns per byte here, measured on oneDNN's reorders);
  * a value kept in the layout saves two: the producer's out, the reader's in. */
@@ -286,9 +319,7 @@ static void extend_chains(exec_plan *p, const bool *kept, const int32_t *step_of
             continue;
         exec_step *prod = &p->steps[step_of_node[gv->producer]];
         int32_t bi = prod->backend, di = prod->device;
-        const backend_record *b = &ctx->backends[bi];
-        if ((bi == step->backend && di == step->device) || b->api.layout_bytes == NULL ||
-            ctx->plugins[b->plugin_index].abi_minor < 2)
+        if (bi == step->backend && di == step->device)
             continue;
         const graph_node *pn = &g->nodes[prod->node];
         int32_t out_slot = -1;
@@ -297,9 +328,7 @@ static void extend_chains(exec_plan *p, const bool *kept, const int32_t *step_of
                 out_slot = pn->n_in + o;
         if (out_slot < 0)
             continue;
-        plx_tensor_desc shape = prod->descs[out_slot];
-        shape.data = NULL;
-        uint64_t bytes = b->api.layout_bytes(b->state, di, &shape);
+        uint64_t bytes = own_layout_bytes(g, prod, bi, di, out_slot);
         if (bytes == 0 || !accepts_slot(g, prod, bi, di, out_slot) || !accepts_slot(g, step, bi, di, 0))
             continue;
         bool others_ok = true;
@@ -355,17 +384,12 @@ static plx_status choose_layouts(exec_plan *p, const bool *kept)
         return ctx_fail(ctx, PLX_OUT_OF_MEMORY, "plan: out of memory");
     for (int32_t s = 0; s < p->n_steps; s++) {
         exec_step *prod = &p->steps[s];
-        const backend_record *b = &ctx->backends[prod->backend];
-        if (b->api.layout_bytes == NULL || ctx->plugins[b->plugin_index].abi_minor < 2)
-            continue;
         const graph_node *pn = &g->nodes[prod->node];
         for (int32_t o = 0; o < pn->n_out; o++) {
             int32_t v = pn->out[o];
             if (g->values[v].kind != VALUE_TEMP || kept[v])
                 continue;
-            plx_tensor_desc shape = prod->descs[pn->n_in + o];
-            shape.data = NULL;
-            uint64_t bytes = b->api.layout_bytes(b->state, prod->device, &shape);
+            uint64_t bytes = own_layout_bytes(g, prod, prod->backend, prod->device, pn->n_in + o);
             if (bytes == 0)
                 continue;
             /* Every reader on the same backend and device? */

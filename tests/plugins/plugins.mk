@@ -26,6 +26,7 @@ TP_DUP_SO := $(TEST_PLUGIN_DIR)/dup/libplexus-dup_a.so $(TEST_PLUGIN_DIR)/dup/li
 TP_TESTDEP := $(TEST_PLUGIN_DIR)/deps/libplexus_testdep.so
 
 TEST_PLUGINS := $(TP_SIMPLE_SO) $(TP_MISC_SO) $(TP_DUP_SO) $(TEST_PLUGIN_DIR)/slow/libplexus-slow.so \
+  $(TEST_PLUGIN_DIR)/hugelayout/libplexus-hugelayout.so \
   $(TEST_PLUGIN_DIR)/missing_dep/libplexus-missing_dep.so \
   $(TEST_PLUGIN_DIR)/notelf/libplexus-notelf.so
 
@@ -45,6 +46,8 @@ $(eval $(call tp_plugin_rule,$(TEST_PLUGIN_DIR)/dup/libplexus-dup_b.so,$(TP_SRC)
 $(eval $(call tp_plugin_rule,$(TEST_PLUGIN_DIR)/dup/libplexus-dup_c.so,$(TP_SRC)/dup.c,-DDUP_VARIANT=3))
 # planted.c again, as "slow": the same cheap claim, but every run takes 3 ms.
 $(eval $(call tp_plugin_rule,$(TEST_PLUGIN_DIR)/slow/libplexus-slow.so,$(TP_SRC)/planted.c,-DPLANTED_SLOW=1))
+# ... and as "hugelayout": an absurd layout_bytes (ABI 1.2) the executor must refuse.
+$(eval $(call tp_plugin_rule,$(TEST_PLUGIN_DIR)/hugelayout/libplexus-hugelayout.so,$(TP_SRC)/planted.c,-DPLANTED_HUGE_LAYOUT=1))
 $(eval $(call tp_plugin_rule,$(TP_TESTDEP),$(TP_SRC)/testdep.c))
 # --no-as-needed: keep the DT_NEEDED entry whatever the toolchain's default;
 # no rpath, so at run time the library cannot be found.
@@ -62,5 +65,6 @@ $(TEST_PLUGIN_DIR)/notelf/libplexus-notelf.so: tests/plugins/plugins.mk
 # even when made one by one (make $(BUILD)/tests/runtime/test_loader).
 $(BUILD)/tests/runtime/test_loader: | $(TEST_PLUGINS) $(PLUGINS)
 $(BUILD)/tests/runtime/test_calibration: | $(TEST_PLUGINS) $(PLUGINS)
+$(BUILD)/tests/runtime/internal/test_layouts: | $(TEST_PLUGINS) $(PLUGINS)
 $(BUILD)/tests/runtime/test_plugin_cli: | $(TEST_PLUGINS) $(PLUGINS) $(CLI)
 $(BUILD)/tests/examples/test_custom_backend: | $(PLUGINS) $(CLI) $(BUILD)/plexus.pc

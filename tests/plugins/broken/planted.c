@@ -12,14 +12,21 @@
  *
  * Built with PLANTED_SLOW=1 it is "slow": the same claim, but each run
  * sleeps 3 ms first, so measured routing (calibration) must find it out.
+ * Built with PLANTED_HUGE_LAYOUT=1 it is "hugelayout": it claims a layout
+ * of its own (ABI 1.2) whose size is absurd (near 2^64, which would wrap
+ * the executor's arena arithmetic), and accepts any layouts; the runtime
+ * must refuse the size and keep values plain.
  */
 #include "plugin_common.h"
 
 #include <time.h>
 
-#ifdef PLANTED_SLOW
+#if defined(PLANTED_SLOW)
 #define PLANTED_NAME "slow"
 #define PLANTED_DEVICE "slowcpu"
+#elif defined(PLANTED_HUGE_LAYOUT)
+#define PLANTED_NAME "hugelayout"
+#define PLANTED_DEVICE "hugecpu"
 #else
 #define PLANTED_NAME "planted"
 #define PLANTED_DEVICE "plantcpu"
@@ -101,6 +108,16 @@ static double planted_estimate_ns(void *state, int32_t device, const plx_op_call
     return has_data(call) ? 1e12 : 1.0; /* "very cheap" */
 }
 
+#ifdef PLANTED_HUGE_LAYOUT
+static uint64_t planted_layout_bytes(void *state, int32_t device, const plx_tensor_desc *t)
+{
+    (void)state;
+    (void)device;
+    (void)t;
+    return UINT64_MAX - 5;
+}
+#endif
+
 static plx_status planted_run(void *state, int32_t device, const plx_op_call *call)
 {
     planted_state *s = state;
@@ -122,6 +139,9 @@ static const plx_backend_api backend = {
     .supports = planted_supports,
     .estimate_ns = planted_estimate_ns,
     .run = planted_run,
+#ifdef PLANTED_HUGE_LAYOUT
+    .layout_bytes = planted_layout_bytes,
+#endif
 };
 
 static const plx_plugin_desc plugin = {

@@ -164,6 +164,40 @@ static void test_eager_fused_conv(void **state)
     plx_context_close(ctx);
 }
 
+/* PLEXUS_FUSE and PLEXUS_LAYOUTS: 0 turns each off, 1 on, anything else
+ * fails the open naming the variable. */
+static void test_environment_switches(void **state)
+{
+    (void)state;
+    const char *paths[] = {PLX_TEST_PLUGIN_DIR};
+    plx_context_options o;
+    tu_options_init(&o, paths, 1);
+    o.ignore_env = 0;
+    setenv("PLEXUS_FUSE", "0", 1);
+    setenv("PLEXUS_LAYOUTS", "0", 1);
+    plx_context *ctx = tu_open_options(&o);
+    assert_false(ctx->fuse);
+    assert_false(ctx->backend_layouts);
+    plx_context_close(ctx);
+    static const char *const bad[][3] = {
+        {"PLEXUS_FUSE", "yes", "PLEXUS_FUSE='yes' must be 0 or 1"},
+        {"PLEXUS_FUSE", "2", "PLEXUS_FUSE='2' must be 0 or 1"},
+        {"PLEXUS_LAYOUTS", "on", "PLEXUS_LAYOUTS='on' must be 0 or 1"},
+        {"PLEXUS_LAYOUTS", "-1", "PLEXUS_LAYOUTS='-1' must be 0 or 1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("PLEXUS_FUSE", "1", 1);
+        setenv("PLEXUS_LAYOUTS", "1", 1);
+        setenv(bad[i][0], bad[i][1], 1);
+        plx_context *none = NULL;
+        assert_int_equal(plx_context_open(&o, &none), PLX_INVALID_ARGUMENT);
+        assert_null(none);
+        assert_string_equal(plx_last_error(NULL), bad[i][2]);
+    }
+    unsetenv("PLEXUS_FUSE");
+    unsetenv("PLEXUS_LAYOUTS");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_fused_equals_unfused),
         cmocka_unit_test(test_no_fusion_when_preactivation_is_used),
         cmocka_unit_test(test_eager_fused_conv),
+        cmocka_unit_test(test_environment_switches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

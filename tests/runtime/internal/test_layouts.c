@@ -209,6 +209,64 @@ static void test_mixed_backends_stay_plain(void **state)
     free_chain(&ref);
 }
 
+static char warnings[4096];
+
+static void keep_warnings(void *user, int level, const char *message)
+{
+    (void)user;
+    if (level < PLX_LOG_WARN)
+        return;
+    size_t used = strlen(warnings);
+    snprintf(warnings + used, sizeof warnings - used, "%s\n", message);
+}
+
+/* A plugin claiming an absurd own-layout size (near 2^64: it would wrap
+ * the arena's arithmetic) is refused with a warning naming it; the chain
+ * stays plain and runs right. */
+static void test_absurd_layout_size_refused(void **state)
+{
+    (void)state;
+    const char *paths[] = {PLX_TEST_BAD_PLUGIN_DIR "/hugelayout", PLUGIN_DIR};
+    plx_context_options o;
+    tu_options_init(&o, paths, 2);
+    o.backends = "hugelayout,cpu_blas";
+    o.log_fn = keep_warnings;
+    warnings[0] = '\0';
+    plx_context *ctx = tu_open_options(&o);
+    plx_graph *g = NULL;
+    assert_int_equal(graph_new(ctx, &g), PLX_OK);
+    const int64_t dims[2] = {8, 5};
+    int32_t x, y, a, b;
+    assert_int_equal(graph_add_named(g, VALUE_INPUT, "x", PLX_F32, 2, dims, NULL, &x), PLX_OK);
+    assert_int_equal(graph_add_named(g, VALUE_INPUT, "y", PLX_F32, 2, dims, NULL, &y), PLX_OK);
+    int32_t in1[2] = {x, y};
+    assert_int_equal(graph_add_op(g, PLX_OP_ADD, NULL, in1, 2, &a, 1), PLX_OK);
+    int32_t in2[2] = {a, y};
+    assert_int_equal(graph_add_op(g, PLX_OP_ADD, NULL, in2, 2, &b, 1), PLX_OK);
+    exec_plan *plan = NULL;
+    if (plan_build(g, &b, 1, &plan) != PLX_OK)
+        fail_msg("plan: %s", plx_last_error(ctx));
+    assert_string_equal(ctx->backends[plan->steps[0].backend].name, "hugelayout");
+    assert_string_equal(ctx->backends[plan->steps[1].backend].name, "hugelayout");
+    assert_int_equal(plan->backend_layout_bytes[a], 0);
+    assert_null(plan->steps[0].layouts);
+    if (strstr(warnings, "plugin hugelayout: layout_bytes says") == NULL)
+        fail_msg("no warning naming the plugin:\n%s", warnings);
+    uint64_t rng = 3;
+    plx_tensor *tx = tu_uniform(ctx, &rng, 2, dims, -1, 1), *ty = tu_uniform(ctx, &rng, 2, dims, -1, 1);
+    assert_int_equal(plan_bind(plan, x, tx), PLX_OK);
+    assert_int_equal(plan_bind(plan, y, ty), PLX_OK);
+    assert_int_equal(plan_run(plan), PLX_OK);
+    const float *px = tu_f32(tx), *py = tu_f32(ty), *pb = plan_value_data(plan, b);
+    for (int i = 0; i < 40; i++)
+        assert_true(pb[i] == (px[i] + py[i]) + py[i]);
+    plan_free(plan);
+    plx_tensor_free(tx);
+    plx_tensor_free(ty);
+    graph_free(g);
+    plx_context_close(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_auto_routing_keeps_the_chain),
         cmocka_unit_test(test_training_graph),
         cmocka_unit_test(test_mixed_backends_stay_plain),
+        cmocka_unit_test(test_absurd_layout_size_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
